@@ -1,0 +1,103 @@
+"""fullon_cache: the shared real-time data layer of the fullon crypto trading system.
+
+An asyncio library on Redis or Valkey (standalone or Redis Cluster). Ticker services
+write prices; bots read them, queue orders for executors, record trades, track balances
+and positions, lock an exchange+symbol so two bots never trade it at once, and report
+heartbeats; dashboards read all of it.
+
+Caches (each usable as ``async with XCache() as cache:``; construction is cheap and
+instances in one event loop share one connection pool):
+
+    BaseCache      ping, test, prepare_cache, get_keys, global error queue
+    ProcessCache   process registry and heartbeats, system health
+    ExchangeCache  exchanges (read-through from PostgreSQL), websocket error queues
+    SymbolCache    symbols per exchange (read-through), cascade delete of tickers
+    TickCache      tickers with pub/sub streaming, prices, staleness
+    AccountCache   balances, positions, portfolio summary
+    OrdersCache    FIFO order queue with reliable claim/ack, dead letters, order status
+    TradesCache    trade lists with atomic drain, dedupe, user trades, analytics
+    BotCache       leased exchange+symbol locks with fencing tokens, bot status
+    OHLCVCache     bounded candlestick series
+    AsyncCache     write-behind orders/positions of a strategy (with RedisCache,
+                   CacheKey and CacheManager)
+
+Keys: ``<namespace>:<type>:{<identifier>}[:<sub>]`` — all spelled in
+:mod:`fullon_cache.keys`; identifiers are escaped and can never widen a pattern.
+
+Configuration: environment variables or a ``.env`` file (REDIS_HOST, REDIS_PORT,
+REDIS_DB, REDIS_PASSWORD, REDIS_USERNAME, REDIS_SSL, REDIS_CLUSTER_MODE,
+REDIS_CLUSTER_NODES, CACHE_TTL_*, FULLON_CACHE_NAMESPACE, ...); see
+:mod:`fullon_cache.config`.
+
+Errors: a miss returns None / 0.0 / [] / {}; an unreachable Redis raises
+:class:`CacheConnectionError` after bounded retries; bad input raises ValueError or
+TypeError before anything is written.
+
+Minimal example::
+
+    import asyncio
+    from fullon_cache import TickCache, Tick
+
+    async def main():
+        async with TickCache() as cache:
+            await cache.set_ticker(Tick(symbol="BTC/USDT", exchange="binance", price=50000.0))
+            print(await cache.get_price("BTC/USDT", "binance"))
+
+    asyncio.run(main())
+
+More: ``fullon_cache.docs`` (guides as strings) and ``fullon_cache.examples``
+(runnable with ``python -m fullon_cache.examples.<name>``).
+"""
+
+from __future__ import annotations
+
+from fullon_cache.base_cache import BaseCache
+from fullon_cache.config import Settings, get_settings, reload_settings
+from fullon_cache.connection import ConnectionPool
+from fullon_cache.exceptions import (
+    CacheConnectionError,
+    CacheDataError,
+    CacheError,
+    CachePermissionError,
+    CacheTimeoutError,
+    CircuitOpenError,
+)
+from fullon_cache.keys import CacheKey
+from fullon_cache.models import (
+    Balance,
+    Bot,
+    CatExchange,
+    Exchange,
+    Order,
+    Position,
+    Symbol,
+    Tick,
+    Trade,
+)
+
+__version__ = "1.0.0"
+
+__all__ = [
+    "Balance",
+    "BaseCache",
+    "Bot",
+    "CacheConnectionError",
+    "CacheDataError",
+    "CacheError",
+    "CacheKey",
+    "CachePermissionError",
+    "CacheTimeoutError",
+    "CatExchange",
+    "CircuitOpenError",
+    "ConnectionPool",
+    "Exchange",
+    "Order",
+    "Position",
+    "Settings",
+    "Symbol",
+    "Tick",
+    "Trade",
+    "__version__",
+    "get_settings",
+    "reload_settings",
+]

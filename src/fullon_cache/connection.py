@@ -1,0 +1,353 @@
+"""The one connection layer every cache uses.
+
+* :class:`Connection` owns the redis-py asyncio clients for one set of settings in one
+  event loop: a command client (standalone ``Redis`` or ``RedisCluster``), and a second
+  client without a socket timeout for blocking commands and pub/sub, so a wait longer
+  than ``REDIS_SOCKET_TIMEOUT`` works (the wait is bounded by the caller's timeout plus
+  the socket timeout instead).
+* :class:`ConnectionPool` is the registry: one :class:`Connection` per event loop and
+  settings, shared by every cache instance in that loop. Building a cache is therefore
+  cheap, and services that build one per tick do not open sockets per tick.
+* Connection errors are retried by redis-py with exponential back-off and jitter
+  (``FULLON_CACHE_RETRY_ATTEMPTS`` times); after that :func:`guarded` turns them into
+  :class:`~fullon_cache.exceptions.CacheConnectionError`, logged once. A
+  :class:`CircuitBreaker` then fails calls fast for a cool-down and lets one probe
+  through. No PING is sent before commands.
+
+Example:
+    >>> import asyncio
+    >>> from fullon_cache.config import Settings
+    >>> async def main() -> bool:
+    ...     conn = ConnectionPool.get(Settings(port=1))
+    ...     same = conn is ConnectionPool.get(Settings(port=1))
+    ...     await ConnectionPool.close_loop()
+    ...     return same
+    >>> asyncio.run(main())
+    True
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+import weakref
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, ClassVar, Concatenate, ParamSpec, Protocol, TypeVar
+
+from redis import exceptions as redis_errors
+from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.retry import Retry
+
+from fullon_cache.config import Settings, get_settings, reload_settings
+from fullon_cache.exceptions import (
+    CacheConnectionError,
+    CacheError,
+    CachePermissionError,
+    CacheTimeoutError,
+    CircuitOpenError,
+)
+
+__all__ = [
+    "CircuitBreaker",
+    "Client",
+    "Connection",
+    "ConnectionPool",
+    "guard",
+    "guarded",
+    "translate_error",
+]
+
+logger = logging.getLogger("fullon.cache.connection")
+
+Client = Redis | RedisCluster
+
+_UNREACHABLE: tuple[type[Exception], ...] = (
+    redis_errors.ConnectionError,
+    redis_errors.TimeoutError,
+    redis_errors.ClusterDownError,
+    redis_errors.ClusterError,
+    redis_errors.MasterDownError,
+    redis_errors.SlotNotCoveredError,
+    redis_errors.TryAgainError,
+    redis_errors.RedisClusterException,
+    OSError,
+    TimeoutError,
+)
+
+
+class CircuitBreaker:
+    """Fails calls fast after ``threshold`` consecutive failures, for ``cooldown``
+    seconds; then lets calls through again as probes (half-open): one success closes
+    it, one failure re-opens it. A threshold of 0 disables it.
+
+    Example:
+        >>> breaker = CircuitBreaker(threshold=2, cooldown=60)
+        >>> breaker.record_failure(); breaker.record_failure()
+        >>> breaker.state
+        'open'
+    """
+
+    def __init__(self, threshold: int, cooldown: float) -> None:
+        self.threshold = threshold
+        self.cooldown = cooldown
+        self.failures = 0
+        self.opened_at: float | None = None
+
+    @property
+    def state(self) -> str:
+        """'closed', 'open' or 'half_open'."""
+        if self.opened_at is None:
+            return "closed"
+        if time.monotonic() - self.opened_at >= self.cooldown:
+            return "half_open"
+        return "open"
+
+    def before_call(self) -> None:
+        """Raise :class:`CircuitOpenError` while the breaker is open."""
+        if self.opened_at is not None and self.state == "open":
+            raise CircuitOpenError(
+                f"Redis failed {self.failures} times in a row; failing fast for "
+                f"{self.cooldown:g}s before probing again"
+            )
+
+    def record_success(self) -> None:
+        """A call succeeded: close the breaker."""
+        self.failures = 0
+        self.opened_at = None
+
+    def record_failure(self) -> None:
+        """A call failed to reach Redis: count it, open the breaker at the threshold."""
+        self.failures += 1
+        if self.threshold and self.failures >= self.threshold:
+            self.opened_at = time.monotonic()
+
+
+def _retry(settings: Settings) -> Retry:
+    backoff = ExponentialWithJitterBackoff(
+        cap=settings.retry_backoff_cap, base=settings.retry_backoff
+    )
+    return Retry(backoff, settings.retry_attempts)
+
+
+def _common_kwargs(settings: Settings, *, blocking: bool) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {
+        "username": settings.username,
+        "password": settings.password,
+        "socket_timeout": None if blocking else settings.socket_timeout,
+        "socket_connect_timeout": settings.socket_connect_timeout,
+        "retry": _retry(settings),
+        "max_connections": settings.max_connections,
+        "health_check_interval": 0,
+    }
+    if settings.ssl:
+        kwargs.update(
+            ssl=True,
+            ssl_ca_certs=settings.ssl_ca_certs,
+            ssl_certfile=settings.ssl_certfile,
+            ssl_keyfile=settings.ssl_keyfile,
+        )
+    return kwargs
+
+
+def build_client(settings: Settings, *, blocking: bool = False) -> Client:
+    """A new redis-py asyncio client for ``settings`` (standalone or cluster).
+
+    Example:
+        >>> client = build_client(Settings(port=6390))
+        >>> client.connection_pool.connection_kwargs["port"]
+        6390
+    """
+    kwargs = _common_kwargs(settings, blocking=blocking)
+    if settings.cluster_mode:
+        nodes = [ClusterNode(host, port) for host, port in settings.cluster_nodes]
+        return RedisCluster(startup_nodes=nodes, **kwargs)
+    return Redis(host=settings.host, port=settings.port, db=settings.db, **kwargs)
+
+
+class Connection:
+    """The clients of one settings object in one event loop.
+
+    Example:
+        >>> conn = Connection(Settings())
+        >>> conn.is_cluster
+        False
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.breaker = CircuitBreaker(settings.breaker_threshold, settings.breaker_cooldown)
+        self.client: Client = build_client(settings)
+        self._blocking: Client | None = None
+        self.closed = False
+
+    @property
+    def is_cluster(self) -> bool:
+        """True when connected to a Redis Cluster."""
+        return self.settings.cluster_mode
+
+    @property
+    def blocking_client(self) -> Client:
+        """The client without socket timeout, for blocking commands and pub/sub."""
+        if self._blocking is None:
+            self._blocking = build_client(self.settings, blocking=True)
+        return self._blocking
+
+    def pubsub(self) -> PubSub:
+        """A new pub/sub object on the blocking client.
+
+        In a cluster, classic PUBLISH reaches every node, so subscribing on any node
+        receives every message.
+        """
+        client = self.blocking_client
+        if isinstance(client, RedisCluster):
+            return client.pubsub()
+        return client.pubsub()
+
+    async def wait(self, awaitable: Awaitable[Any], server_wait: float) -> Any:
+        """Await a blocking command that waits up to ``server_wait`` seconds on the server.
+
+        The client side allows ``server_wait + socket_timeout`` before giving up, so a
+        dead connection raises :class:`CacheTimeoutError` instead of hanging.
+        """
+        async with asyncio.timeout(server_wait + self.settings.socket_timeout):
+            return await awaitable
+
+    async def close(self) -> None:
+        """Close both clients; idempotent."""
+        if self.closed:
+            return
+        self.closed = True
+        for client in (self.client, self._blocking):
+            if client is not None:
+                await client.aclose()
+
+
+class ConnectionPool:
+    """Registry of :class:`Connection` objects: one per event loop and settings.
+
+    Example:
+        >>> import asyncio
+        >>> async def main() -> None:
+        ...     ConnectionPool.get()
+        ...     await ConnectionPool.reset_async()
+        >>> asyncio.run(main())
+    """
+
+    _by_loop: ClassVar[
+        weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Settings, Connection]]
+    ] = weakref.WeakKeyDictionary()
+
+    @classmethod
+    def get(cls, settings: Settings | None = None) -> Connection:
+        """The shared connection for ``settings`` (default: current) in the running loop."""
+        settings = settings or get_settings()
+        loop = asyncio.get_running_loop()
+        per_loop = cls._by_loop.setdefault(loop, {})
+        conn = per_loop.get(settings)
+        if conn is None or conn.closed:
+            conn = per_loop[settings] = Connection(settings)
+        return conn
+
+    @classmethod
+    async def close_loop(cls) -> None:
+        """Close every connection of the running loop."""
+        per_loop = cls._by_loop.pop(asyncio.get_running_loop(), {})
+        for conn in per_loop.values():
+            await conn.close()
+
+    @classmethod
+    async def reset_async(cls) -> None:
+        """Close this loop's connections and re-read the settings (environment, `.env`)."""
+        await cls.close_loop()
+        reload_settings()
+
+
+class _HasConnection(Protocol):
+    @property
+    def _connection(self) -> Connection: ...
+
+
+S = TypeVar("S", bound=_HasConnection)
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def translate_error(exc: BaseException) -> CacheError:
+    """The library error for a redis-py (or socket) exception.
+
+    Example:
+        >>> from redis.exceptions import ConnectionError
+        >>> type(translate_error(ConnectionError("down"))).__name__
+        'CacheConnectionError'
+    """
+    if isinstance(exc, CacheError):
+        return exc
+    if isinstance(exc, (redis_errors.TimeoutError, TimeoutError)):
+        return CacheTimeoutError(f"Redis timed out: {exc}")
+    if isinstance(exc, redis_errors.NoPermissionError):
+        return CachePermissionError(f"Redis refused the command: {exc}")
+    if isinstance(exc, _UNREACHABLE):
+        return CacheConnectionError(f"Redis unreachable: {exc}")
+    return CacheError(f"Redis error: {exc}")
+
+
+class guard:  # noqa: N801 - used like a function: ``async with guard(conn, "op"):``
+    """Circuit breaker and error translation around one Redis operation.
+
+    Redis-py errors leave as the library's typed errors (logged once); connection
+    failures count towards the :class:`CircuitBreaker`.
+
+    Example:
+        >>> import asyncio
+        >>> from fullon_cache.config import Settings
+        >>> async def main() -> str:
+        ...     async with guard(Connection(Settings()), "demo"):
+        ...         return "ran"
+        >>> asyncio.run(main())
+        'ran'
+    """
+
+    __slots__ = ("_conn", "_operation")
+
+    def __init__(self, conn: Connection, operation: str) -> None:
+        self._conn = conn
+        self._operation = operation
+
+    async def __aenter__(self) -> None:
+        self._conn.breaker.before_call()
+
+    async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        if exc is None:
+            self._conn.breaker.record_success()
+            return
+        if not isinstance(exc, (redis_errors.RedisError, OSError, TimeoutError)):
+            return
+        error = translate_error(exc)
+        if isinstance(error, CacheConnectionError):
+            self._conn.breaker.record_failure()
+        logger.error("%s failed: %s", self._operation, error)
+        raise error from exc
+
+
+def guarded(
+    fn: Callable[Concatenate[S, P], Coroutine[Any, Any, R]],
+) -> Callable[Concatenate[S, P], Coroutine[Any, Any, R]]:
+    """Decorate a cache method so it runs inside :class:`guard`.
+
+    Example:
+        >>> guarded.__name__
+        'guarded'
+    """
+    operation = fn.__qualname__
+
+    @functools.wraps(fn)
+    async def wrapper(self: S, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        async with guard(self._connection, operation):
+            return await fn(self, *args, **kwargs)
+
+    return wrapper
