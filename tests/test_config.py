@@ -45,7 +45,7 @@ def test_every_variable_is_parsed() -> None:
 
 
 def test_empty_optional_values_mean_none() -> None:
-    s = settings_from({"REDIS_PASSWORD": "", "REDIS_SSL": "", "REDIS_SSL": "off"})
+    s = settings_from({"REDIS_PASSWORD": "", "REDIS_SSL": ""})
     assert s.password is None and s.ssl is False
 
 

@@ -60,8 +60,8 @@ def test_key_shapes() -> None:
     assert keys.pattern() == "ns:*"
     assert keys.pattern(CacheKey.BLOCK) == "ns:block:*"
     assert keys.user_pattern("tick:*") == "ns:tick:*"
-    assert keys.strip(b"ns:tick:{a}") == "tick:{a}"
-    assert keys.strip("other:tick") == "other:tick"
+    assert keys.relative(b"ns:tick:{a}") == "tick:{a}"
+    assert keys.relative("other:tick") == "other:tick"
     assert keys.trades("binance", "BTC/USDT") == keys.trades("binance", "BTCUSDT")
     assert keys.ohlcv("BTC/USDT", "1m") == "ns:ohlcv:{_}:BTCUSDT:1m"
     assert keys.ohlcv("BTC/USDT", "1m", "kraken") == "ns:ohlcv:{kraken}:BTCUSDT:1m"

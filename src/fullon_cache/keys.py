@@ -179,11 +179,11 @@ class Keys:
             raise TypeError("pattern must be str")
         return self._prefix + pattern
 
-    def strip(self, key: str | bytes) -> str:
+    def relative(self, key: str | bytes) -> str:
         """The key without the namespace prefix.
 
         Example:
-            >>> Keys("n").strip(b"n:tick:{x}")
+            >>> Keys("n").relative(b"n:tick:{x}")
             'tick:{x}'
         """
         text = key.decode() if isinstance(key, bytes) else key
