@@ -197,14 +197,16 @@ class Connection:
             self._blocking = build_client(self.settings, blocking=True)
         return self._blocking
 
-    def pubsub(self) -> PubSub:
-        """A new pub/sub object on the blocking client.
+    async def pubsub(self) -> PubSub:
+        """A new pub/sub object on the blocking client (no socket timeout while idle).
 
-        In a cluster, classic PUBLISH reaches every node, so subscribing on any node
-        receives every message.
+        In a cluster, classic PUBLISH reaches every node, so the subscriber's node
+        (chosen by redis-py) receives every message; the cluster topology is loaded
+        first.
         """
         client = self.blocking_client
         if isinstance(client, RedisCluster):
+            await client.initialize()
             return client.pubsub()
         return client.pubsub()
 
