@@ -149,3 +149,11 @@ async def test_cache_rebinds_when_used_from_another_loop(settings: Settings) -> 
         return asyncio.run(run())
 
     assert await asyncio.to_thread(other_loop)
+
+
+async def test_an_explicit_connection_is_shared_and_kept(standalone: Settings) -> None:
+    conn = ConnectionPool.get()
+    cache = BaseCache(connection=conn)
+    assert cache.settings is conn.settings
+    assert cache._connection is conn
+    assert await cache.ping() == "PONG"

@@ -108,3 +108,11 @@ def test_no_dotenv_anywhere_gives_defaults(tmp_path: Path, monkeypatch: pytest.M
 
     monkeypatch.setattr(config, "find_dotenv", lambda usecwd: "")
     assert reload_settings().namespace == "fullon"
+
+
+def test_settings_are_read_lazily_on_first_use(monkeypatch: pytest.MonkeyPatch) -> None:
+    import fullon_cache.config as config
+
+    monkeypatch.setattr(config, "_current", None)
+    monkeypatch.setenv("CACHE_TTL_SYMBOL", "77")
+    assert get_settings().ttl_symbol == 77

@@ -56,9 +56,11 @@ async def test_stopped_server_gives_a_typed_error_after_retries_then_recovers(
     cache = BaseCache()
     assert await cache.ping() == "PONG"
     private_server.stop()
-    with caplog.at_level(logging.ERROR, logger="fullon.cache.connection"):
-        with pytest.raises(CacheConnectionError) as info:
-            await cache.ping()
+    with (
+        caplog.at_level(logging.ERROR, logger="fullon.cache.connection"),
+        pytest.raises(CacheConnectionError) as info,
+    ):
+        await cache.ping()
     assert isinstance(info.value, ConnectionError)
     assert sum("ping failed" in r.getMessage() for r in caplog.records) == 1
     assert await cache.test() is False
@@ -144,10 +146,10 @@ async def test_guard_passes_other_exceptions_through_and_translates_redis_ones(
     with pytest.raises(KeyError):
         async with guard(conn, "op"):
             raise KeyError("not redis")
+    key = BaseCache().keys.bot("wrongtype")
+    await conn.client.set(key, b"x")
     with pytest.raises(CacheError, match="WRONGTYPE"):
         async with guard(conn, "op"):
-            key = BaseCache().keys.bot("wrongtype")
-            await conn.client.set(key, b"x")
             await conn.client.lpush(key, b"y")
     assert conn.breaker.failures == 0
 
@@ -229,3 +231,8 @@ async def test_connection_close_is_idempotent_and_pool_replaces_closed(
     shared = ConnectionPool.get(msgspec.structs.replace(standalone))
     await shared.close()
     assert ConnectionPool.get(standalone) is not shared
+
+
+async def test_blocking_client_is_built_once(standalone: Settings) -> None:
+    conn = ConnectionPool.get()
+    assert conn.blocking_client is conn.blocking_client

@@ -194,3 +194,7 @@ def test_codec_errors() -> None:
         encode(object())
     with pytest.raises(TypeError):
         convert(3, Balance)
+
+
+def test_position_accepts_an_integer_exchange_id() -> None:
+    assert Position(symbol="A", ex_id=7).ex_id == "7"  # type: ignore[arg-type]
