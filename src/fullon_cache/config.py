@@ -70,6 +70,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ohlcv_max_bars: int = 10_000  # FULLON_CACHE_OHLCV_MAX_BARS
     trade_dedupe_window: int = 3600  # FULLON_CACHE_TRADE_DEDUPE_WINDOW (seconds)
     lock_lease: float = 30.0  # FULLON_CACHE_LOCK_LEASE (seconds)
+    process_ttl: int = 86400  # FULLON_CACHE_PROCESS_TTL (seconds a silent process is kept)
     order_visibility_timeout: float = 30.0  # FULLON_CACHE_ORDER_VISIBILITY_TIMEOUT
     order_max_deliveries: int = 5  # FULLON_CACHE_ORDER_MAX_DELIVERIES
     max_list_length: int = 100_000  # FULLON_CACHE_MAX_LIST_LENGTH (queues, trades)
@@ -159,6 +160,7 @@ _VARIABLES: dict[str, tuple[str, _Parser]] = {
     "ohlcv_max_bars": ("FULLON_CACHE_OHLCV_MAX_BARS", int),
     "trade_dedupe_window": ("FULLON_CACHE_TRADE_DEDUPE_WINDOW", int),
     "lock_lease": ("FULLON_CACHE_LOCK_LEASE", float),
+    "process_ttl": ("FULLON_CACHE_PROCESS_TTL", int),
     "order_visibility_timeout": ("FULLON_CACHE_ORDER_VISIBILITY_TIMEOUT", float),
     "order_max_deliveries": ("FULLON_CACHE_ORDER_MAX_DELIVERIES", int),
     "max_list_length": ("FULLON_CACHE_MAX_LIST_LENGTH", int),
