@@ -63,6 +63,7 @@ class CacheKey(enum.StrEnum):
     ORDER_INDEX = "orders"
     TRADES = "trades"
     TRADE_SEEN = "trade_seen"
+    USER_TRADE_SEEN = "user_trade_seen"
     USER_TRADES = "user_trades"
     TRADE_STATUS = "trade_status"
     BLOCK = "block"
@@ -292,17 +293,54 @@ class Keys:
         """Trades of an exchange's symbol (list); the symbol is normalized."""
         return self.key(CacheKey.TRADES, exchange, normalize_symbol(symbol))
 
-    def trade_seen(self, exchange: str, ex_trade_id: str | int) -> str:
-        """Dedupe marker for one exchange trade id (string with TTL)."""
-        return self.key(CacheKey.TRADE_SEEN, exchange, ex_trade_id)
+    def trade_seen(self, exchange: str, ex_trade_id: str | int, symbol: str | None = None) -> str:
+        """Dedupe marker for one exchange trade id (string with TTL); same hash tag as
+        :meth:`trades`. With ``symbol`` (normalized) the id is scoped to that symbol, for
+        exchanges whose trade ids are unique per symbol only."""
+        if symbol is None:
+            return self.key(CacheKey.TRADE_SEEN, exchange, ex_trade_id)
+        return self.key(CacheKey.TRADE_SEEN, exchange, normalize_symbol(symbol), ex_trade_id)
 
     def user_trades(self, uid: str | int, exchange: str) -> str:
         """A user's trades on one exchange (list)."""
         return self.key(CacheKey.USER_TRADES, uid, exchange)
 
+    def user_trade_seen(
+        self, uid: str | int, exchange: str, ex_trade_id: str | int, symbol: str | None = None
+    ) -> str:
+        """Dedupe marker for one user trade (string with TTL); same hash tag as
+        :meth:`user_trades`."""
+        if symbol is None:
+            return self.key(CacheKey.USER_TRADE_SEEN, uid, exchange, ex_trade_id)
+        return self.key(
+            CacheKey.USER_TRADE_SEEN, uid, exchange, normalize_symbol(symbol), ex_trade_id
+        )
+
     def trade_status(self, trade_key: str) -> str:
         """Last-update time of a trade stream (string, ISO UTC)."""
         return self.key(CacheKey.TRADE_STATUS, trade_key)
+
+    def trade_status_pattern(self, prefix: str | None = None) -> str:
+        """SCAN pattern for the trade status keys whose trade key starts with ``prefix``.
+
+        Example:
+            >>> Keys("n").trade_status_pattern("user:*")
+            'n:trade_status:{user%3A%2A*'
+        """
+        if prefix is None:
+            return self.pattern(CacheKey.TRADE_STATUS)
+        return f"{self._prefix}{CacheKey.TRADE_STATUS.value}:{{{escape(prefix)}*"
+
+    def trade_key_of(self, status_key: str | bytes) -> str:
+        """The trade key a :meth:`trade_status` key was built from.
+
+        Example:
+            >>> keys = Keys("n")
+            >>> keys.trade_key_of(keys.trade_status("user:1"))
+            'user:1'
+        """
+        tag = self.relative(status_key)[len(CacheKey.TRADE_STATUS.value) + 2 : -1]
+        return unescape(tag)
 
     # -- bots ------------------------------------------------------------------------
     def block(self, ex_id: str | int, symbol: str) -> str:
