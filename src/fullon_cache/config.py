@@ -31,6 +31,7 @@ from dotenv import dotenv_values, find_dotenv
 __all__ = ["Settings", "get_settings", "reload_settings", "settings_from"]
 
 _NAMESPACE_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+_DSN_PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*@")
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -76,6 +77,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_list_length: int = 100_000  # FULLON_CACHE_MAX_LIST_LENGTH (queues, trades)
     global_error_max: int = 1000  # FULLON_CACHE_GLOBAL_ERROR_MAX
     log_dir: str = "/tmp/fullon_log"  # FULLON_CACHE_LOG_DIR
+    database_url: str | None = None  # FULLON_CACHE_DATABASE_URL (PostgresSource DSN)
 
     def __post_init__(self) -> None:
         if not _NAMESPACE_RE.match(self.namespace):
@@ -99,6 +101,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         data = msgspec.structs.asdict(self)
         if data["password"]:
             data["password"] = "***"
+        if data["database_url"]:
+            data["database_url"] = _DSN_PASSWORD.sub(r"\1***@", data["database_url"])
         return data
 
 
@@ -166,6 +170,7 @@ _VARIABLES: dict[str, tuple[str, _Parser]] = {
     "max_list_length": ("FULLON_CACHE_MAX_LIST_LENGTH", int),
     "global_error_max": ("FULLON_CACHE_GLOBAL_ERROR_MAX", int),
     "log_dir": ("FULLON_CACHE_LOG_DIR", str),
+    "database_url": ("FULLON_CACHE_DATABASE_URL", _optional),
 }
 
 
