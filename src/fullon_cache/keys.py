@@ -272,6 +272,10 @@ class Keys:
         """Orders claimed by an executor and not yet acknowledged."""
         return self.key(CacheKey.ORDER_PROCESSING, exchange)
 
+    def order_claims(self, exchange: str) -> str:
+        """Hash: claimed entry id -> ``<deadline ms>:<consumer>`` (same slot as the queue)."""
+        return self.key(CacheKey.ORDER_PROCESSING, exchange, "claims")
+
     def order_dead(self, exchange: str) -> str:
         """Dead-letter list: orders that failed too often."""
         return self.key(CacheKey.ORDER_DEAD, exchange)
@@ -281,11 +285,11 @@ class Keys:
         return self.key(CacheKey.ORDER_STATUS, order_id)
 
     def order(self, exchange: str, order_id: str | int) -> str:
-        """One stored order (string, JSON); cancelled ones carry their own TTL."""
+        """One stored order (hash: field -> JSON value); cancelled ones carry their own TTL."""
         return self.key(CacheKey.ORDER, exchange, order_id)
 
     def order_index(self, exchange: str) -> str:
-        """Sorted set of an exchange's order ids (score: time stored)."""
+        """Sorted set of an exchange's order ids (score: expiry in ms, +inf while live)."""
         return self.key(CacheKey.ORDER_INDEX, exchange)
 
     # -- trades ----------------------------------------------------------------------
