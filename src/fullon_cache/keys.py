@@ -250,6 +250,14 @@ class Keys:
         """Pub/sub channel of one exchange's symbol."""
         return self.key(CacheKey.TICK_CHANNEL, exchange, symbol)
 
+    def tick_indexed(self, exchange: str) -> str:
+        """Marker: the exchange is in :meth:`tick_exchanges` (same slot as its tickers)."""
+        return self.key(CacheKey.TICK_EXCHANGES, exchange)
+
+    def tick_channel_pattern(self, exchange: str) -> str:
+        """PSUBSCRIBE pattern matching the channel of every symbol of one exchange."""
+        return self.key(CacheKey.TICK_CHANNEL, exchange) + ":*"
+
     # -- accounts --------------------------------------------------------------------
     def balances(self, ex_id: str | int) -> str:
         """Balances of one account (hash currency -> JSON)."""
