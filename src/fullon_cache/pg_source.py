@@ -134,18 +134,22 @@ class PostgresSource:
             await pool.close()
 
     async def _get_pool(self) -> asyncpg.Pool[asyncpg.Record]:
-        if self._pool is None:
-            async with self._opening:
-                if self._pool is None:
-                    asyncpg_module = _import_asyncpg()
-                    self._pool = await asyncpg_module.create_pool(
-                        self.dsn,
-                        min_size=self.min_size,
-                        max_size=self.max_size,
-                        command_timeout=self.command_timeout,
-                    )
-        assert self._pool is not None
-        return self._pool
+        pool = self._pool
+        if pool is None:
+            async with self._opening:  # concurrent first queries open one pool
+                pool = self._pool or await self._create_pool()
+        return pool
+
+    async def _create_pool(self) -> asyncpg.Pool[asyncpg.Record]:
+        asyncpg_module = _import_asyncpg()
+        pool: asyncpg.Pool[asyncpg.Record] = await asyncpg_module.create_pool(
+            self.dsn,
+            min_size=self.min_size,
+            max_size=self.max_size,
+            command_timeout=self.command_timeout,
+        )
+        self._pool = pool
+        return pool
 
     async def _fetch(self, method: str, sql: str, *args: Any) -> list[dict[str, Any]]:
         pool = await self._get_pool()
