@@ -25,13 +25,9 @@ unless ``max_age`` is given (``None`` = the setting): dashboards show it with it
 and :meth:`TickCache.is_stale` tells a bot whether to trust it.
 
 Example:
-    >>> import asyncio
-    >>> from fullon_cache import Tick, TickCache
-    >>> async def main() -> float:
-    ...     async with TickCache() as cache:
-    ...         await cache.set_ticker(Tick(symbol="BTC/USDT", exchange="binance", price=2.0))
-    ...         return await cache.get_price("BTC/USDT", "binance")
-    >>> asyncio.run(main())  # doctest: +SKIP
+    >>> await cache.set_ticker(Tick(symbol="BTC/USDT", exchange="binance", price=2.0))
+    True
+    >>> await cache.get_price("BTC/USDT", "binance")
     2.0
 """
 
@@ -196,7 +192,6 @@ class TickSubscription:
     ``async with``) stops it.
 
     Example:
-        >>> cache = TickCache()
         >>> seen = []
         >>> sub = await cache.subscribe("binance", ["BTC/USDT"], seen.append)
         >>> sub.active
@@ -218,7 +213,7 @@ class TickSubscription:
         """Stop the subscription and wait until it has unsubscribed; idempotent.
 
         Example:
-            >>> sub = await TickCache().subscribe("binance", "BTC/USDT", print)
+            >>> sub = await cache.subscribe("binance", "BTC/USDT", print)
             >>> await sub.close(); await sub.close()
         """
         self._task.cancel()
