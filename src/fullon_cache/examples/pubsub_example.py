@@ -1,0 +1,5 @@
+"""placeholder"""
+
+
+async def main(settings=None):
+    return None
