@@ -384,6 +384,7 @@ async def test_dead_letter_list_is_bounded_and_drops_are_logged(
         with caplog.at_level(logging.ERROR, logger="fullon.cache.orders"):
             await cache.fail_order(EX, claim, "halted", retry=False)
     assert "dropped the 1 oldest" in caplog.text
+    assert "order 2 failed (halted), moved to dead letters" in caplog.text
     assert [d.order.order_id for d in await cache.get_dead_letters(EX)] == [1, 2]
 
 
@@ -652,6 +653,13 @@ def _examples() -> list[tuple[str, str]]:
 
 
 EXAMPLES = _examples()
+
+
+def test_every_public_method_has_an_example() -> None:
+    public = {n for n, v in vars(OrdersCache).items() if not n.startswith("_") and callable(v)}
+    documented = {n for n, _ in EXAMPLES}
+    assert public <= documented
+    assert {"OrdersCache", "ClaimedOrder", "DeadLetter", "OrderQueueFullError"} <= documented
 
 
 @pytest.mark.parametrize(("name", "doc"), EXAMPLES, ids=[n for n, _ in EXAMPLES])

@@ -120,7 +120,7 @@ ORDER_STATUSES: Final = frozenset(
 _CANCELLED: Final = frozenset({"canceled", "cancelled"})
 _ORDER_FIELDS: Final = frozenset(Order.__struct_fields__)
 _RECOVER_BATCH: Final = 100  # oldest claims examined by every pop/claim
-_EXPIRED: Final = "visibility timeout expired"
+_MIN_WAIT: Final = 0.01  # seconds: shortest blocking slice
 
 
 class OrderQueueFullError(CacheError):
@@ -597,7 +597,9 @@ class OrdersCache(BaseCache):
             remaining = end - loop.time()
             if remaining <= 0:
                 return None
-            wait = min(remaining, s.order_visibility_timeout)
+            # >= 10 ms: Redis before 7.0 truncates a BLMOVE timeout to whole ms, and 0
+            # would mean "wait forever".
+            wait = max(_MIN_WAIT, min(remaining, s.order_visibility_timeout))
             conn = self._connection
             moved = await conn.wait(
                 conn.blocking_client.blmove(keys[0], keys[1], wait, "RIGHT", "LEFT"),  # type: ignore[arg-type]
@@ -789,7 +791,13 @@ class OrdersCache(BaseCache):
             args=[receipt, s.order_max_deliveries, s.max_list_length, error, int(retry)],
         )
         if outcome == 2:
-            self._log_recovery(name, 0, 1, dropped)
+            self.logger.error(
+                "%s: order %s failed (%s), moved to dead letters",
+                name,
+                claim.order.order_id,
+                error or "no error given",
+            )
+            self._log_recovery(name, 0, 0, dropped)
         return bool(outcome)
 
     @guarded
