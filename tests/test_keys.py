@@ -63,9 +63,9 @@ def test_key_shapes() -> None:
     assert keys.relative(b"ns:tick:{a}") == "tick:{a}"
     assert keys.relative("other:tick") == "other:tick"
     assert keys.trades("binance", "BTC/USDT") == keys.trades("binance", "BTCUSDT")
-    assert keys.ohlcv("BTC/USDT", "1m") == "ns:ohlcv:{_}:BTCUSDT:1m"
-    assert keys.ohlcv("BTC/USDT", "1m", "kraken") == "ns:ohlcv:{kraken}:BTCUSDT:1m"
-    assert keys.ohlcv_channel("BTCUSDT", "1h") == "ns:ohlcv_updates:{_}:BTCUSDT:1h"
+    assert keys.ohlcv("BTC/USDT", "1m") == "ns:ohlcv:{BTCUSDT}:1m"
+    assert keys.ohlcv("BTC/USDT", "1m", "kraken") == "ns:ohlcv:{BTCUSDT}:1m:kraken"
+    assert keys.ohlcv_channel("BTCUSDT", "1h") == "ns:ohlcv_updates:{BTCUSDT}:1h"
     with pytest.raises(TypeError):
         keys.user_pattern(1)  # type: ignore[arg-type]
 

@@ -92,7 +92,7 @@ def convert(data: Any, model: type[T]) -> T:
     if not isinstance(data, Mapping):
         raise TypeError(f"{model.__name__} data must be a mapping, got {type(data).__name__}")
     try:
-        return msgspec.convert(dict(data), model, strict=False)
+        return msgspec.convert(dict(data), model, strict=True)
     except msgspec.ValidationError as exc:
         message = str(exc)
         if message.startswith("Expected"):

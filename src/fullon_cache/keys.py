@@ -64,6 +64,8 @@ class CacheKey(enum.StrEnum):
     TRADES = "trades"
     TRADE_SEEN = "trade_seen"
     USER_TRADE_SEEN = "user_trade_seen"
+    TRADE_PUSH = "trade_push"
+    TRADE_DRAIN = "trade_drain"
     USER_TRADES = "user_trades"
     TRADE_STATUS = "trade_status"
     BLOCK = "block"
@@ -313,6 +315,17 @@ class Keys:
             return self.key(CacheKey.TRADE_SEEN, exchange, ex_trade_id)
         return self.key(CacheKey.TRADE_SEEN, exchange, normalize_symbol(symbol), ex_trade_id)
 
+    def trade_push(self, tag: str | int, token: str) -> str:
+        """Marker of one push call (string with a short TTL), so a push re-sent by a
+        retry is recognised; ``tag`` is the exchange (trade lists) or the uid (user
+        trade queues), the hash tag of the list pushed to."""
+        return self.key(CacheKey.TRADE_PUSH, tag, token)
+
+    def trade_drain(self, exchange: str, symbol: str, token: str) -> str:
+        """The batch taken by one drain call (list with a short TTL), so a drain re-sent
+        by a retry returns the same batch; same hash tag as :meth:`trades`."""
+        return self.key(CacheKey.TRADE_DRAIN, exchange, normalize_symbol(symbol), token)
+
     def user_trades(self, uid: str | int, exchange: str) -> str:
         """A user's trades on one exchange (list)."""
         return self.key(CacheKey.USER_TRADES, uid, exchange)
@@ -373,14 +386,19 @@ class Keys:
 
     # -- OHLCV -----------------------------------------------------------------------
     def ohlcv(self, symbol: str, timeframe: str, exchange: str | None = None) -> str:
-        """Bars of one series (sorted set scored by timestamp); symbol normalized."""
-        return self.key(CacheKey.OHLCV, exchange or "_", normalize_symbol(symbol), timeframe)
+        """Bars of one series (sorted set scored by timestamp); symbol normalized.
+
+        The hash tag is the symbol, so series spread over the cluster's slots.
+        """
+        return self._series(CacheKey.OHLCV, symbol, timeframe, exchange)
 
     def ohlcv_channel(self, symbol: str, timeframe: str, exchange: str | None = None) -> str:
         """Pub/sub channel announcing new bars of one series."""
-        return self.key(
-            CacheKey.OHLCV_CHANNEL, exchange or "_", normalize_symbol(symbol), timeframe
-        )
+        return self._series(CacheKey.OHLCV_CHANNEL, symbol, timeframe, exchange)
+
+    def _series(self, kind: CacheKey, symbol: str, timeframe: str, exchange: str | None) -> str:
+        parts: tuple[str, ...] = (timeframe,) if exchange is None else (timeframe, exchange)
+        return self.key(kind, normalize_symbol(symbol), *parts)
 
     # -- AsyncCache / RedisCache -----------------------------------------------------
     def market_data(self, symbol: str) -> str:
