@@ -16,11 +16,27 @@ Example:
 
 from __future__ import annotations
 
-from fullon_cache.docs import api_reference
+from fullon_cache.docs import api_reference, caching_guide, migration, quickstart, testing_guide
 
-__all__ = ["API_REFERENCE", "api_reference", "get_all_docs"]
+__all__ = [
+    "API_REFERENCE",
+    "CACHING_GUIDE",
+    "MIGRATION",
+    "QUICK_START",
+    "TESTING_GUIDE",
+    "api_reference",
+    "caching_guide",
+    "get_all_docs",
+    "migration",
+    "quickstart",
+    "testing_guide",
+]
 
+QUICK_START = quickstart.GUIDE
 API_REFERENCE = api_reference.API_REFERENCE
+CACHING_GUIDE = caching_guide.GUIDE
+TESTING_GUIDE = testing_guide.GUIDE
+MIGRATION = migration.GUIDE
 
 
 def get_all_docs() -> dict[str, str]:
@@ -30,4 +46,10 @@ def get_all_docs() -> dict[str, str]:
         >>> "BaseCache" in get_all_docs()["api_reference"]
         True
     """
-    return {"api_reference": API_REFERENCE, "caching_guide": ""}
+    return {
+        "quickstart": QUICK_START,
+        "api_reference": API_REFERENCE,
+        "caching_guide": CACHING_GUIDE,
+        "testing_guide": TESTING_GUIDE,
+        "migration": MIGRATION,
+    }

@@ -85,7 +85,7 @@ def _plain(annotation: Any) -> Any:
 
 def format_signature(function: Callable[..., Any]) -> str:
     """The signature of ``function`` as written in its source (annotations unquoted,
-    ``self`` dropped).
+    ``self``/``cls`` dropped).
 
     Example:
         >>> def f(self, symbol: str, exchange: str | None = None) -> float: ...
@@ -96,7 +96,7 @@ def format_signature(function: Callable[..., Any]) -> str:
     parameters = [
         parameter.replace(annotation=_plain(parameter.annotation))
         for parameter in signature.parameters.values()
-        if parameter.name != "self"
+        if parameter.name not in ("self", "cls")
     ]
     return str(
         signature.replace(

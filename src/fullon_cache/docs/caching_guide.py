@@ -1,0 +1,3 @@
+"""caching_guide (being written)."""
+
+GUIDE = "# caching_guide\n"

@@ -1,0 +1,3 @@
+"""migration (being written)."""
+
+GUIDE = "# migration\n"

@@ -1,0 +1,3 @@
+"""testing_guide (being written)."""
+
+GUIDE = "# testing_guide\n"
