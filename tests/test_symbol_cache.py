@@ -12,7 +12,7 @@ import pytest
 
 from fullon_cache.config import Settings
 from fullon_cache.keys import CacheKey
-from fullon_cache.models import Symbol
+from fullon_cache.models import CatExchange, Exchange, Symbol
 from fullon_cache.pg_source import PostgresSource
 from fullon_cache.read_through import SourceError
 from fullon_cache.symbol_cache import SymbolCache
@@ -311,30 +311,30 @@ async def test_delete_then_read_goes_back_to_the_database(
 
 
 class _PlainSource:
-    """A user's own source: answers with mappings and without exchange names."""
+    """A user's own source: its symbols carry no exchange name or catalog id."""
 
     def __init__(self) -> None:
         self.calls = 0
 
     async def get_symbols(
         self, exchange_name: str | None = None, cat_ex_id: int | None = None
-    ) -> list[dict[str, Any]]:
+    ) -> list[Symbol]:
         self.calls += 1
-        return [{"symbol": "Z/USD"}, {"symbol": "A/USD", "decimals": 4}]
+        return [Symbol(symbol="Z/USD"), Symbol(symbol="A/USD", decimals=4)]
 
     async def get_symbol(
         self, symbol: str, exchange_name: str | None = None, cat_ex_id: int | None = None
-    ) -> dict[str, Any] | None:
+    ) -> Symbol | None:
         self.calls += 1
-        return {"symbol": symbol, "quote": "USD"}
+        return Symbol(symbol=symbol, quote="USD")
 
     async def get_exchange(self, ex_id: int) -> None:
         return None
 
-    async def get_user_exchanges(self, uid: int) -> list[Any]:
+    async def get_user_exchanges(self, uid: int) -> list[Exchange]:
         return []
 
-    async def get_cat_exchanges(self) -> list[Any]:
+    async def get_cat_exchanges(self) -> list[CatExchange]:
         return []
 
 

@@ -156,11 +156,12 @@ class ExchangeCache(BaseCache):
             found = await source.get_exchange(ex_id)
             return None if found is None else _exchange(found)
 
-        async def store(value: Exchange | None) -> None:
+        async def store(value: Exchange | None) -> Exchange | None:
             if value is None:
                 await self.redis.set(miss, b"1", ex=self.settings.negative_ttl)
             else:
                 await self._write([value])
+            return value
 
         return await read_through(
             self._flight("exchange", ex_id), read, load if source else None, store
@@ -191,9 +192,10 @@ class ExchangeCache(BaseCache):
             found.sort(key=lambda e: e.ex_id or 0)
             return found
 
-        async def store(values: list[Exchange]) -> None:
+        async def store(values: list[Exchange]) -> list[Exchange]:
             ttl = None if values else self.settings.negative_ttl
             await self._write(values, complete=key, ttl=ttl)
+            return (await self._user_list(key))[1]  # with what was added meanwhile
 
         return await read_through(
             self._flight("user_exchanges", uid), read, load if source else None, store
@@ -283,8 +285,8 @@ class ExchangeCache(BaseCache):
         raw = await self.redis.get(key)
         if raw is not None:
             stored = decode(raw, Exchange)
-            if stored.uid is not None:
-                uids.add(stored.uid)
+            assert stored.uid is not None  # only exchanges with a uid are stored
+            uids.add(stored.uid)
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.delete(key)
             for user in sorted(uids):
@@ -320,7 +322,7 @@ class ExchangeCache(BaseCache):
             found.sort(key=lambda c: c.name)
             return found
 
-        async def store(values: list[CatExchange]) -> None:
+        async def store(values: list[CatExchange]) -> list[CatExchange]:
             ttl = self.settings.ttl_exchange if values else self.settings.negative_ttl
             mapping = {c.name: encode(c) for c in values}
             mapping[_COMPLETE] = str(time.time()).encode()
@@ -328,6 +330,7 @@ class ExchangeCache(BaseCache):
                 pipe.hset(key, mapping=mapping)  # type: ignore[arg-type]
                 pipe.expire(key, ttl)
                 await pipe.execute()
+            return (await read())[1]  # with what was added meanwhile
 
         return await read_through(
             self._flight("cat_exchanges"), read, load if source else None, store

@@ -267,14 +267,15 @@ async def read_through(
     key: Hashable,
     read: Callable[[], Awaitable[tuple[bool, T]]],
     load: Callable[[], Awaitable[T]] | None,
-    store: Callable[[T], Awaitable[None]],
+    store: Callable[[T], Awaitable[T]],
 ) -> T:
     """Answer from Redis, or fill from the source once per key.
 
     ``read()`` returns ``(known, value)``: known is True for a stored value or a live
     negative marker. Unknown with no ``load`` (no source) returns ``value`` (the
     default). Otherwise the single flight of ``key`` reads again, calls ``load()``
-    (errors become :class:`SourceError`), passes the answer to ``store()`` and returns it.
+    (errors become :class:`SourceError`), passes the answer to ``store()`` and returns
+    what ``store()`` returns (a list merged with entries added meanwhile, say).
 
     Example:
         >>> import asyncio
@@ -283,8 +284,9 @@ async def read_through(
         ...     return ("v" in box, box.get("v"))
         >>> async def load() -> str | None:
         ...     return "loaded"
-        >>> async def store(value: str | None) -> None:
+        >>> async def store(value: str | None) -> str | None:
         ...     box["v"] = value or ""
+        ...     return value
         >>> asyncio.run(read_through("k", read, load, store)), box
         ('loaded', {'v': 'loaded'})
     """
@@ -302,7 +304,6 @@ async def read_through(
         except Exception as exc:
             logger.warning("read-through source failed for %r: %s", key, exc)
             raise SourceError(f"source failed: {type(exc).__name__}: {exc}") from exc
-        await store(loaded)
-        return loaded
+        return await store(loaded)
 
     return await single_flight().run(key, fill)

@@ -190,11 +190,12 @@ class SymbolCache(BaseCache):
             found = await source.get_symbol(symbol, exchange_name=scope[0], cat_ex_id=scope[1])
             return None if found is None else self._fill(found, scope)
 
-        async def store(value: Symbol | None) -> None:
+        async def store(value: Symbol | None) -> Symbol | None:
             if value is None:
                 await self.redis.set(miss, b"1", ex=self.settings.negative_ttl)
             else:
                 await self._write([value])
+            return value
 
         return await read_through(
             self._flight("symbol", key, symbol), read, load if source else None, store
@@ -234,8 +235,9 @@ class SymbolCache(BaseCache):
             symbols.sort(key=lambda s: s.symbol)
             return symbols
 
-        async def store(values: list[Symbol]) -> None:
+        async def store(values: list[Symbol]) -> list[Symbol]:
             await self._write(values, complete=key)
+            return (await read())[1]  # with what was added while the source answered
 
         return await read_through(
             self._flight("symbols", key), read, load if source else None, store
