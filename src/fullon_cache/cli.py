@@ -75,11 +75,14 @@ def _run(work: Callable[[Console], Awaitable[int]]) -> None:
         raise typer.Exit(code)
 
 
-def _tag(relative: str) -> str | None:
-    """The hash-tag identifier of a relative key ``kind:{tag}...``, unescaped."""
-    _, _, rest = relative.partition(":")
-    if not rest.startswith("{") or "}" not in rest:
-        return None
+def _tag(relative: str) -> str:
+    """The hash-tag identifier of a relative key ``kind:{tag}...``, unescaped.
+
+    Example:
+        >>> _tag("order_queue:{binance%3Aspot}")
+        'binance:spot'
+    """
+    rest = relative.partition(":")[2]
     return unescape(rest[1 : rest.index("}")])
 
 
@@ -121,9 +124,8 @@ async def _status(console: Console) -> int:
         relative = processes.keys.relative(key)
         kind = relative.split(":", 1)[0]
         counts[kind if kind in _KINDS else "other"] += 1
-        tag = _tag(relative) if kind in _ORDER_KINDS else None
-        if tag is not None:
-            exchanges.add(tag)
+        if kind in _ORDER_KINDS:
+            exchanges.add(_tag(relative))
 
     queues = Table(title="order queues")
     for column in ("exchange", "queued", "processing", "dead"):
@@ -175,12 +177,11 @@ async def _tickers(
     live = Live(_ticker_table(exchange, rows), console=console, auto_refresh=False)
     with live, contextlib.suppress(TimeoutError):
         async with contextlib.aclosing(stream), asyncio.timeout(seconds):
-            async for tick in stream:
+            while count is None or seen < count:
+                tick = await anext(stream)
                 rows[tick.symbol] = tick
                 seen += 1
                 live.update(_ticker_table(exchange, rows), refresh=True)
-                if count is not None and seen >= count:
-                    break
     console.print(f"{seen} updates")
     return 0
 

@@ -33,7 +33,8 @@ async def _bot(cache: BotCache, bot_id: int) -> bool:
 
 async def main(settings: Settings | None = None) -> dict[str, Any]:
     """Two bots race for one symbol, the winner trades and releases it, the loser then
-    gets it. Returns ``winners`` (per round), ``tokens``, ``opening`` and ``bots``.
+    gets it. Returns ``winners`` (per round), ``second_round`` (the loser got it then),
+    ``tokens``, ``opening`` and ``bots``.
     """
     settings = example_settings("bot_coordination", settings)
     async with BotCache(settings=settings) as cache:
@@ -41,7 +42,7 @@ async def main(settings: Settings | None = None) -> dict[str, Any]:
         try:
             print(f"round 1: bots 1 and 2 race for {EXCHANGE} {SYMBOL}")
             first = await asyncio.gather(_bot(cache, 1), _bot(cache, 2))
-            winner = 1 if first[0] else 2
+            winner = (1, 2)[first.index(True)]
             loser = 3 - winner
             token1 = await cache.get_fencing_token(EXCHANGE, SYMBOL)
             opening = await cache.is_opening_position(EXCHANGE, SYMBOL)
@@ -64,7 +65,8 @@ async def main(settings: Settings | None = None) -> dict[str, Any]:
             for bot_id, data in sorted(bots.items()):
                 print(f"  bot {bot_id}: status {data.get('status')!r}")
             return {
-                "winners": [winner, loser if second else None],
+                "winners": [winner, loser],
+                "second_round": second,
                 "tokens": [token1, token2],
                 "opening": opening,
                 "bots": sorted(bots),
