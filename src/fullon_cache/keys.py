@@ -216,11 +216,11 @@ class Keys:
         return self.key(CacheKey.EXCHANGE, ex_id)
 
     def user_exchanges(self, uid: str | int) -> str:
-        """A user's exchanges (string, JSON list)."""
+        """A user's exchanges (hash ex_id -> JSON Exchange; field "" marks a full load)."""
         return self.key(CacheKey.USER_EXCHANGES, uid)
 
     def cat_exchanges(self) -> str:
-        """The catalog of exchanges (string, JSON list)."""
+        """The catalog of exchanges (hash name -> JSON; field "" marks a full load)."""
         return self.key(CacheKey.CAT_EXCHANGES)
 
     def ws_errors(self, ex_id: str | int) -> str:
