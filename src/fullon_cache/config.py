@@ -63,6 +63,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     retry_backoff_cap: float = 1.0  # FULLON_CACHE_RETRY_BACKOFF_CAP
     breaker_threshold: int = 5  # FULLON_CACHE_BREAKER_THRESHOLD (0 disables)
     breaker_cooldown: float = 5.0  # FULLON_CACHE_BREAKER_COOLDOWN
+    wait_replicas: int = 0  # FULLON_CACHE_WAIT_REPLICAS (replicas a critical write must reach)
+    wait_timeout_ms: int = 1000  # FULLON_CACHE_WAIT_TIMEOUT_MS (how long WAIT may block)
     ttl_exchange: int = 86400  # CACHE_TTL_EXCHANGE
     ttl_symbol: int = 86400  # CACHE_TTL_SYMBOL
     ttl_order: int = 3600  # CACHE_TTL_ORDER
@@ -86,6 +88,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             )
         if self.cluster_mode and not self.cluster_nodes:
             raise ValueError("REDIS_CLUSTER_MODE is on but REDIS_CLUSTER_NODES is empty")
+        if self.wait_replicas < 0:
+            raise ValueError(f"wait_replicas must be >= 0, got {self.wait_replicas!r}")
+        if self.wait_timeout_ms < 1:
+            # WAIT with a 0 timeout blocks forever: never allowed.
+            raise ValueError(f"wait_timeout_ms must be >= 1, got {self.wait_timeout_ms!r}")
         for name in ("socket_timeout", "socket_connect_timeout", "lock_lease"):
             value = getattr(self, name)
             if not math.isfinite(value) or value <= 0:
@@ -156,6 +163,8 @@ _VARIABLES: dict[str, tuple[str, _Parser]] = {
     "retry_backoff_cap": ("FULLON_CACHE_RETRY_BACKOFF_CAP", float),
     "breaker_threshold": ("FULLON_CACHE_BREAKER_THRESHOLD", int),
     "breaker_cooldown": ("FULLON_CACHE_BREAKER_COOLDOWN", float),
+    "wait_replicas": ("FULLON_CACHE_WAIT_REPLICAS", int),
+    "wait_timeout_ms": ("FULLON_CACHE_WAIT_TIMEOUT_MS", int),
     "ttl_exchange": ("CACHE_TTL_EXCHANGE", int),
     "ttl_symbol": ("CACHE_TTL_SYMBOL", int),
     "ttl_order": ("CACHE_TTL_ORDER", int),

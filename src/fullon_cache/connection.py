@@ -13,6 +13,12 @@
   :class:`~fullon_cache.exceptions.CacheConnectionError`, logged once. A
   :class:`CircuitBreaker` then fails calls fast for a cool-down and lets one probe
   through. No PING is sent before commands.
+* Replication is asynchronous: a write acknowledged by a master that dies before its
+  replica copied it is lost at failover. Critical writes (an order pushed, a trade
+  pushed) can call :meth:`Connection.wait_for_replicas` after the write: with
+  ``FULLON_CACHE_WAIT_REPLICAS`` > 0 it blocks (``WAIT``, at most
+  ``FULLON_CACHE_WAIT_TIMEOUT_MS``) until that many replicas have the write, and raises
+  :class:`ReplicaWaitError` when they do not confirm it in time.
 
 Example:
     >>> import asyncio
@@ -37,9 +43,11 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, ClassVar, Concatenate, ParamSpec, Protocol, TypeVar
 
 from redis import exceptions as redis_errors
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.client import PubSub
 from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.connection import Connection as AsyncConnection
+from redis.asyncio.connection import SSLConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 
@@ -57,8 +65,10 @@ __all__ = [
     "Client",
     "Connection",
     "ConnectionPool",
+    "ReplicaWaitError",
     "guard",
     "guarded",
+    "replica_wait_marker",
     "translate_error",
 ]
 
@@ -127,6 +137,43 @@ class CircuitBreaker:
             self.opened_at = time.monotonic()
 
 
+class ReplicaWaitError(CacheError):
+    """Fewer replicas than ``FULLON_CACHE_WAIT_REPLICAS`` confirmed a write within
+    ``FULLON_CACHE_WAIT_TIMEOUT_MS``. The write is on the master (it is not rolled back)
+    but is not yet safe from a failover: do not report it as durable.
+
+    Example:
+        >>> issubclass(ReplicaWaitError, CacheConnectionError)
+        False
+    """
+
+
+_MARKER_TTL_MS = 60_000
+
+
+def replica_wait_marker(namespace: str, key: str) -> str:
+    """The marker key :meth:`Connection.wait_for_replicas` writes: in the namespace and
+    in the same Redis Cluster slot as ``key``.
+
+    Raises ValueError for a key without a hash tag that holds a ``}`` (its slot cannot
+    be shared by another key name); the library's keys never do.
+
+    Example:
+        >>> replica_wait_marker("fullon", "fullon:order_queue:{kraken}")
+        'fullon:replica_wait:{kraken}'
+        >>> replica_wait_marker("fullon", "fullon:errors")
+        'fullon:replica_wait:{fullon:errors}'
+    """
+    start = key.find("{")
+    if start >= 0:
+        end = key.find("}", start + 1)
+        if end > start + 1:
+            return f"{namespace}:replica_wait:{{{key[start + 1 : end]}}}"
+    if "}" in key:
+        raise ValueError(f"cannot build a key in the slot of {key!r}")
+    return f"{namespace}:replica_wait:{{{key}}}"
+
+
 def _retry(settings: Settings) -> Retry:
     backoff = ExponentialWithJitterBackoff(
         cap=settings.retry_backoff_cap, base=settings.retry_backoff
@@ -166,7 +213,18 @@ def build_client(settings: Settings, *, blocking: bool = False) -> Client:
     if settings.cluster_mode:
         nodes = [ClusterNode(host, port) for host, port in settings.cluster_nodes]
         return RedisCluster(startup_nodes=nodes, **kwargs)
-    return Redis(host=settings.host, port=settings.port, db=settings.db, **kwargs)
+    # A blocking pool: past REDIS_MAX_CONNECTIONS commands in flight, callers wait for a
+    # free connection (bounded) instead of failing with "too many connections".
+    tls = kwargs.pop("ssl", False)
+    pool = BlockingConnectionPool(
+        host=settings.host,
+        port=settings.port,
+        db=settings.db,
+        timeout=settings.socket_connect_timeout + settings.socket_timeout,
+        connection_class=SSLConnection if tls else AsyncConnection,
+        **kwargs,
+    )
+    return Redis.from_pool(pool)
 
 
 class Connection:
@@ -218,6 +276,46 @@ class Connection:
         """
         async with asyncio.timeout(server_wait + self.settings.socket_timeout):
             return await awaitable
+
+    async def wait_for_replicas(self, key: str) -> int:
+        """After a critical write to ``key``: wait until ``FULLON_CACHE_WAIT_REPLICAS``
+        replicas of its master have it; returns how many confirmed (0 at once, with no
+        round trip, when the setting is 0).
+
+        Redis ``WAIT`` covers the writes made on its own connection, so this writes a
+        short-lived marker in ``key``'s slot and sends ``WAIT`` right after it, on one
+        connection to ``key``'s master. Replication is ordered, so a replica that has
+        the marker has every earlier write to that master, the caller's included.
+        Call it inside the caller's ``@guarded`` method (or ``guard`` block), which
+        translates errors. Fewer confirmations than required within
+        ``FULLON_CACHE_WAIT_TIMEOUT_MS`` raise :class:`ReplicaWaitError`.
+
+        Example:
+            >>> import asyncio
+            >>> asyncio.run(Connection(Settings()).wait_for_replicas("fullon:errors"))
+            0
+        """
+        needed = self.settings.wait_replicas
+        if needed == 0:
+            return 0
+        marker = replica_wait_marker(self.settings.namespace, key)
+        timeout_ms = self.settings.wait_timeout_ms
+        # WAIT may block longer than REDIS_SOCKET_TIMEOUT: the blocking client, bounded.
+        client = self.blocking_client
+        target: dict[str, Any] = {}
+        if isinstance(client, RedisCluster):
+            await client.initialize()
+            target["target_nodes"] = client.get_node_from_key(marker)
+        async with client.pipeline(transaction=False) as pipe:
+            pipe.set(marker, b"1", px=_MARKER_TTL_MS)
+            pipe.execute_command("WAIT", needed, timeout_ms, **target)
+            _, confirmed = await self.wait(pipe.execute(), timeout_ms / 1000)
+        if confirmed < needed:
+            raise ReplicaWaitError(
+                f"write to {key!r} confirmed by {confirmed} of {needed} replica(s) "
+                f"within {timeout_ms} ms"
+            )
+        return int(confirmed)
 
     async def close(self) -> None:
         """Close both clients; idempotent."""
