@@ -236,3 +236,13 @@ async def test_connection_close_is_idempotent_and_pool_replaces_closed(
 async def test_blocking_client_is_built_once(standalone: Settings) -> None:
     conn = ConnectionPool.get()
     assert conn.blocking_client is conn.blocking_client
+
+
+async def test_more_commands_than_connections_wait_for_a_free_one(standalone: Settings) -> None:
+    small = msgspec.structs.replace(standalone, max_connections=3)
+    cache = BaseCache(settings=small)
+    results = await asyncio.gather(*(cache.ping() for _ in range(200)))
+    assert results == ["PONG"] * 200
+    pool = cache.redis.connection_pool  # type: ignore[union-attr]
+    assert len(pool._available_connections) + len(pool._in_use_connections) <= 3
+    await ConnectionPool.get(small).close()
