@@ -51,7 +51,10 @@ More: ``fullon_cache.docs`` (guides as strings) and ``fullon_cache.examples``
 
 from __future__ import annotations
 
+from fullon_cache.account_cache import AccountCache
+from fullon_cache.async_cache import AsyncCache
 from fullon_cache.base_cache import BaseCache
+from fullon_cache.bot_cache import BotCache
 from fullon_cache.config import Settings, get_settings, reload_settings
 from fullon_cache.connection import ConnectionPool
 from fullon_cache.exceptions import (
@@ -62,7 +65,9 @@ from fullon_cache.exceptions import (
     CacheTimeoutError,
     CircuitOpenError,
 )
+from fullon_cache.exchange_cache import ExchangeCache
 from fullon_cache.keys import CacheKey
+from fullon_cache.manager import CacheManager
 from fullon_cache.models import (
     Balance,
     Bot,
@@ -74,29 +79,68 @@ from fullon_cache.models import (
     Tick,
     Trade,
 )
+from fullon_cache.ohlcv_cache import TIMEFRAMES, OHLCVCache
+from fullon_cache.orders_cache import (
+    ORDER_STATUSES,
+    ClaimedOrder,
+    DeadLetter,
+    OrderQueueFullError,
+    OrdersCache,
+)
+from fullon_cache.pg_source import PostgresSource
+from fullon_cache.process_cache import ProcessCache, ProcessStatus, ProcessType
+from fullon_cache.read_through import MetadataSource, SourceError
+from fullon_cache.redis_cache import RedisCache
+from fullon_cache.symbol_cache import SymbolCache
+from fullon_cache.tick_cache import TickCache, TickSubscription
+from fullon_cache.trades_cache import TradeListFullError, TradesCache
 
 __version__ = "1.0.0"
 
 __all__ = [
+    "ORDER_STATUSES",
+    "TIMEFRAMES",
+    "AccountCache",
+    "AsyncCache",
     "Balance",
     "BaseCache",
     "Bot",
+    "BotCache",
     "CacheConnectionError",
     "CacheDataError",
     "CacheError",
     "CacheKey",
+    "CacheManager",
     "CachePermissionError",
     "CacheTimeoutError",
     "CatExchange",
     "CircuitOpenError",
+    "ClaimedOrder",
     "ConnectionPool",
+    "DeadLetter",
     "Exchange",
+    "ExchangeCache",
+    "MetadataSource",
+    "OHLCVCache",
     "Order",
+    "OrderQueueFullError",
+    "OrdersCache",
     "Position",
+    "PostgresSource",
+    "ProcessCache",
+    "ProcessStatus",
+    "ProcessType",
+    "RedisCache",
     "Settings",
+    "SourceError",
     "Symbol",
+    "SymbolCache",
     "Tick",
+    "TickCache",
+    "TickSubscription",
     "Trade",
+    "TradeListFullError",
+    "TradesCache",
     "__version__",
     "get_settings",
     "reload_settings",
