@@ -113,6 +113,13 @@ class BaseCache:
 
         Keys written through it are the caller's responsibility; build them with
         ``cache.keys`` to stay inside the namespace.
+
+        Example:
+            >>> async with cache.redis_context() as redis:
+            ...     await redis.set(cache.keys.market_data("BTC/USDT"), b"raw")
+            True
+            >>> await cache.get_keys("market_data:*") == [cache.keys.market_data("BTC/USDT")]
+            True
         """
         yield self.redis
 
@@ -148,7 +155,8 @@ class BaseCache:
         """Round trip to Redis; returns ``'PONG'`` or raises CacheConnectionError.
 
         Example:
-            >>> # async with BaseCache() as cache: await cache.ping()  -> 'PONG'
+            >>> await cache.ping()
+            'PONG'
         """
         await self.redis.ping()
         return "PONG"
@@ -157,7 +165,8 @@ class BaseCache:
         """Health check: True when Redis answers, False (logged) when it cannot be reached.
 
         Example:
-            >>> # async with BaseCache() as cache: assert await cache.test()
+            >>> await cache.test()
+            True
         """
         try:
             await self.ping()
@@ -177,7 +186,11 @@ class BaseCache:
         else: other data in the same database is left alone. Never FLUSHDB.
 
         Example:
-            >>> # async with BaseCache() as cache: await cache.prepare_cache()
+            >>> await cache.push_global_error("feed down")
+            True
+            >>> await cache.prepare_cache()
+            >>> await cache.get_keys()
+            []
         """
         batch: list[bytes] = []
         async for key in self._scan(self.keys.pattern()):
@@ -194,7 +207,12 @@ class BaseCache:
         found with SCAN (never KEYS). Returned as full key names, sorted.
 
         Example:
-            >>> # await cache.get_keys("tick:*") -> ['fullon:tick:{binance}', ...]
+            >>> await cache.push_global_error("feed down")
+            True
+            >>> await cache.get_keys("err*") == [cache.keys.global_errors()]
+            True
+            >>> await cache.get_keys("tick:*")
+            []
         """
         found = {key.decode() async for key in self._scan(self.keys.user_pattern(pattern))}
         return sorted(found)
@@ -208,7 +226,10 @@ class BaseCache:
         oldest dropped first), stamped with the component and UTC time.
 
         Example:
-            >>> # await cache.push_global_error("feed down", component="ticker")
+            >>> await cache.push_global_error("feed down", component="ticker")
+            True
+            >>> (await cache.pop_global_error())["component"]
+            'ticker'
         """
         if not isinstance(error, (str, BaseException)):
             raise TypeError("error must be a str or an exception")
@@ -232,7 +253,13 @@ class BaseCache:
         datetime), or None. ``timeout`` > 0 waits up to that many seconds.
 
         Example:
-            >>> # await cache.pop_global_error(timeout=1) -> {'error': 'feed down', ...}
+            >>> await cache.push_global_error(ValueError("bad tick"), component="ticker")
+            True
+            >>> error = await cache.pop_global_error(timeout=1)
+            >>> error["error"], error["time"].tzname()
+            ('ValueError: bad tick', 'UTC')
+            >>> await cache.pop_global_error() is None
+            True
         """
         raw = await self._pop_oldest(self.keys.global_errors(), timeout)
         if raw is None:
