@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -38,6 +38,14 @@ def fast_settings(host: str, port: int, **overrides: Any) -> Settings:
     }
     values.update(overrides)
     return Settings(**values)
+
+
+async def until(condition: Callable[[], bool], interval: float = 0.05) -> None:
+    """Poll ``condition`` until true (callers bound the wait with ``asyncio.timeout``)."""
+    while True:
+        if condition():
+            return
+        await asyncio.sleep(interval)
 
 
 async def wait_replica_link(replica: EmbeddedServer, deadline: float = 15.0) -> None:
