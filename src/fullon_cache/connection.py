@@ -241,6 +241,7 @@ class Connection:
         self.breaker = CircuitBreaker(settings.breaker_threshold, settings.breaker_cooldown)
         self.client: Client = build_client(settings)
         self._blocking: Client | None = None
+        self._topology_loaded = False
         self.closed = False
 
     @property
@@ -254,6 +255,25 @@ class Connection:
         if self._blocking is None:
             self._blocking = build_client(self.settings, blocking=True)
         return self._blocking
+
+    async def ready(self) -> None:
+        """Load a cluster client's topology once, before its first command.
+
+        redis-py 8.1's async ``RedisCluster``, when several coroutines make its very
+        first calls at once, can run a command twice or fail with AttributeError; one
+        explicit (lock-protected) ``initialize()`` first avoids both. No-op for a
+        standalone client and after the first call. :func:`guarded` calls it.
+
+        Example:
+            >>> import asyncio
+            >>> asyncio.run(Connection(Settings()).ready())
+        """
+        if self._topology_loaded:
+            return
+        client = self.client
+        if isinstance(client, RedisCluster):
+            await client.initialize()
+        self._topology_loaded = True
 
     async def pubsub(self) -> PubSub:
         """A new pub/sub object on the blocking client (no socket timeout while idle).
@@ -447,7 +467,9 @@ def guarded(
 
     @functools.wraps(fn)
     async def wrapper(self: S, /, *args: P.args, **kwargs: P.kwargs) -> R:
-        async with guard(self._connection, operation):
+        conn = self._connection
+        async with guard(conn, operation):
+            await conn.ready()
             return await fn(self, *args, **kwargs)
 
     return wrapper
