@@ -84,8 +84,9 @@ async def _race_task(cache: BotCache, me: str, total: int, rounds: int) -> None:
 
 async def _race(proc: int, tasks: int, total: int, rounds: int) -> None:
     async with BotCache() as cache:
-        # Connect before the tasks start: redis-py 8.1's async cluster client can run a
-        # command twice when many coroutines make its very first calls at once.
+        # The coordination counters below use the raw client: load the cluster topology
+        # first (a guarded call does), as redis-py 8.1 can run a command twice when many
+        # coroutines make a cluster client's very first calls at once.
         await cache.ping()
         await asyncio.gather(
             *(_race_task(cache, f"p{proc}-t{i}", total, rounds) for i in range(tasks))
