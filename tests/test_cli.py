@@ -11,9 +11,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 from typer.testing import CliRunner
 
 import fullon_cache
+from fullon_cache import cli
 from fullon_cache.base_cache import BaseCache
 from fullon_cache.cli import app
 from fullon_cache.config import Settings, reload_settings
@@ -88,16 +90,17 @@ def test_status_degraded(standalone: Settings) -> None:
     assert "health: degraded" in output
 
 
-def test_status_redis_down(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_status_redis_down(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DOTENV_FILE", os.devnull)
     monkeypatch.setenv("REDIS_HOST", "127.0.0.1")
     monkeypatch.setenv("REDIS_PORT", str(free_port()))
     monkeypatch.setenv("REDIS_CLUSTER_MODE", "false")
     monkeypatch.setenv("FULLON_CACHE_RETRY_ATTEMPTS", "0")
     reload_settings()
-    code, output = _invoke("status")
-    assert code == 1
-    assert "down" in output
+    console = Console(record=True, width=120)
+    assert await cli._status(console) == 1
+    assert "down: Redis unreachable" in console.export_text()
+    await ConnectionPool.close_loop()
 
 
 def test_tickers_stops_after_count(standalone: Settings) -> None:

@@ -81,13 +81,17 @@ def test_redis_answers() -> None:
     assert not demo.redis_answers(Settings(port=free_port()))
 
 
-def test_failed_examples_fail_the_demo() -> None:
-    """Against a server that is gone, every example fails, each is reported in red and
-    the exit code is 1."""
+async def test_failed_examples_fail_the_demo() -> None:
+    """Against a server that is gone, every example fails and each is reported."""
     down = Settings(port=free_port(), retry_attempts=0, socket_connect_timeout=0.5)
     console = Console(record=True, width=100)
-    assert demo._run(down, console) == 1
+    assert await demo.run_everything(down, console) is False
     text = console.export_text()
     assert "FAILED" in text
     assert "CacheConnectionError" in text
     assert "demo FAILED" in text
+
+
+def test_run_exit_code() -> None:
+    down = Settings(port=free_port(), retry_attempts=0, socket_connect_timeout=0.5)
+    assert demo._run(down, Console(record=True)) == 1

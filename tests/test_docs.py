@@ -221,3 +221,10 @@ async def test_runner_runs_own_event_loops_in_a_thread() -> None:
     scope: dict[str, Any] = {}
     await run_block("x = 1", scope)
     assert scope["x"] == 1
+
+
+def test_unannotated_signature() -> None:
+    def legacy(self, a, b=2):  # type: ignore[no-untyped-def]
+        return a
+
+    assert api_reference.format_signature(legacy) == "(a, b=2)"

@@ -37,6 +37,7 @@ from rich.table import Table
 from fullon_cache.config import get_settings
 from fullon_cache.connection import ConnectionPool
 from fullon_cache.embedded import EmbeddedServer
+from fullon_cache.exceptions import CacheConnectionError
 from fullon_cache.keys import CacheKey, unescape
 from fullon_cache.models import Tick
 from fullon_cache.orders_cache import OrdersCache
@@ -70,9 +71,7 @@ def _run(work: Callable[[Console], Awaitable[int]]) -> None:
         finally:
             await ConnectionPool.close_loop()
 
-    code = asyncio.run(wrapper())
-    if code:
-        raise typer.Exit(code)
+    raise typer.Exit(asyncio.run(wrapper()))
 
 
 def _tag(relative: str) -> str:
@@ -93,11 +92,13 @@ def _text(value: Any) -> str:
 async def _status(console: Console) -> int:
     settings = get_settings()
     processes = ProcessCache(settings=settings)
+    try:
+        await processes.ping()
+    except CacheConnectionError as exc:
+        console.print(f"[bold red]down[/]: {exc}")
+        return 1
     health = await processes.get_system_health()
     redis_info = health["redis"]
-    if not redis_info.get("connected"):
-        console.print(f"[bold red]down[/]: {redis_info.get('error', 'Redis unreachable')}")
-        return 1
     style = "green" if health["status"] == "healthy" else "yellow"
     console.print(
         f"health: [bold {style}]{health['status']}[/]  namespace {settings.namespace!r}  "
@@ -173,15 +174,29 @@ async def _tickers(
     cache = TickCache()
     stream = cache.stream_ticker_updates(exchange, symbols or None, snapshot=True)
     rows: dict[str, Tick] = {}
-    seen = 0
     live = Live(_ticker_table(exchange, rows), console=console, auto_refresh=False)
-    with live, contextlib.suppress(TimeoutError):
-        async with contextlib.aclosing(stream), asyncio.timeout(seconds):
-            while count is None or seen < count:
-                tick = await anext(stream)
-                rows[tick.symbol] = tick
-                seen += 1
-                live.update(_ticker_table(exchange, rows), refresh=True)
+
+    async def consume() -> None:
+        while count is None or len(updates) < count:
+            tick = await anext(stream)
+            updates.append(tick)
+            rows[tick.symbol] = tick
+            live.update(_ticker_table(exchange, rows), refresh=True)
+
+    updates: list[Tick] = []
+    with live:
+        # The consumer is a task of its own, cancelled when time is up: the cancellation
+        # ends with that task whatever the stream was waiting for (even mid-subscribe).
+        task = asyncio.create_task(consume())
+        try:
+            await asyncio.wait({task}, timeout=seconds)
+        finally:
+            task.cancel()
+            await asyncio.wait({task})
+            await stream.aclose()
+        if not task.cancelled():
+            task.result()  # the consumer's error, if it failed
+    seen = len(updates)
     console.print(f"{seen} updates")
     return 0
 
@@ -253,12 +268,12 @@ def server(
     embedded = EmbeddedServer(port)
     embedded.start()
     try:
-        console.print(f"server running (pid {embedded.pid}); in another shell:")
-        console.print(f"export REDIS_HOST={embedded.host}", highlight=False)
-        console.print(f"export REDIS_PORT={embedded.port}", highlight=False)
-        console.print("Ctrl-C stops it.")
-        deadline = None if seconds is None else time.monotonic() + seconds
         with contextlib.suppress(KeyboardInterrupt):
+            console.print(f"server running (pid {embedded.pid}); in another shell:")
+            console.print(f"export REDIS_HOST={embedded.host}", highlight=False)
+            console.print(f"export REDIS_PORT={embedded.port}", highlight=False)
+            console.print("Ctrl-C stops it.")
+            deadline = None if seconds is None else time.monotonic() + seconds
             while deadline is None or time.monotonic() < deadline:
                 time.sleep(0.1)
     finally:

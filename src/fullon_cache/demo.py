@@ -122,16 +122,15 @@ async def run_everything(settings: Settings, console: Console) -> bool:
     finally:
         await ConnectionPool.close_loop()
     console.print(table)
+    if passed:
+        console.print("[bold green]demo passed: every example ran ok[/]")
+    else:
+        console.print("[bold red]demo FAILED: see the red panels above[/]")
     return passed
 
 
 def _run(settings: Settings, console: Console) -> int:
-    passed = asyncio.run(run_everything(settings, console))
-    if passed:
-        console.print("[bold green]demo passed: every example ran ok[/]")
-        return 0
-    console.print("[bold red]demo FAILED: see the red panels above[/]")
-    return 1
+    return 0 if asyncio.run(run_everything(settings, console)) else 1
 
 
 def main() -> int:
