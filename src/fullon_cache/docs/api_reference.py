@@ -2,8 +2,8 @@
 
 Nothing here is written by hand: each constant is rendered from the live classes
 (public methods, their signatures and their docstrings), so the reference cannot drift
-from the implementation. One constant per cache (``TICK_CACHE``, ``ORDERS_CACHE``, ...),
-plus ``MODELS``, ``ERRORS`` and ``API_REFERENCE`` (everything).
+from the implementation. One constant per cache (``TICK_CACHE``, ``ORDERS_CACHE``, ...,
+``CACHE_MANAGER``), plus ``MODELS``, ``ERRORS`` and ``API_REFERENCE`` (everything).
 
 Example:
     >>> from fullon_cache.docs import api_reference
@@ -27,6 +27,7 @@ __all__ = [
     "BASE_CACHE",
     "BOT_CACHE",
     "CACHES",
+    "CACHE_MANAGER",
     "ERRORS",
     "EXCHANGE_CACHE",
     "MODELS",
@@ -59,6 +60,7 @@ CACHES: dict[str, tuple[str, str]] = {
     "OHLCV_CACHE": ("fullon_cache.ohlcv_cache", "OHLCVCache"),
     "ASYNC_CACHE": ("fullon_cache.async_cache", "AsyncCache"),
     "REDIS_CACHE": ("fullon_cache.redis_cache", "RedisCache"),
+    "CACHE_MANAGER": ("fullon_cache.manager", "CacheManager"),
 }
 
 _MODELS: tuple[str, ...] = ("Tick", "Symbol", "CatExchange", "Exchange", "Order", "Trade")
@@ -223,6 +225,7 @@ BOT_CACHE = render(*CACHES["BOT_CACHE"])
 OHLCV_CACHE = render(*CACHES["OHLCV_CACHE"])
 ASYNC_CACHE = render(*CACHES["ASYNC_CACHE"])
 REDIS_CACHE = render(*CACHES["REDIS_CACHE"])
+CACHE_MANAGER = render(*CACHES["CACHE_MANAGER"])
 MODELS = _group("Models", "fullon_cache.models", _MODELS)
 ERRORS = _group("Errors", "fullon_cache.exceptions", _ERRORS)
 

@@ -29,6 +29,18 @@ GUIDE = """# fullon_cache caching guide
   without a socket timeout, so a wait longer than `REDIS_SOCKET_TIMEOUT` works; the wait
   is still bounded by your timeout.
 * No PING before commands: a hot call is one round trip (a pipeline or a Lua script).
+* A service that uses many caches can hold one `CacheManager`: it owns one connection
+  (not the per-loop pool) and hands out every cache over it; closing it closes that
+  connection.
+
+```python
+from fullon_cache import CacheManager, Tick
+
+async with CacheManager() as manager:
+    await manager.ticks.set_ticker(Tick(symbol="ADA/USDT", exchange="binance", price=0.5))
+    assert await manager.ticks.get_price("ADA/USDT", "binance") == 0.5
+    assert manager.orders.settings is manager.settings
+```
 
 ## Keys and namespaces
 
