@@ -45,8 +45,27 @@ Minimal example::
 
     asyncio.run(main())
 
-More: ``fullon_cache.docs`` (guides as strings) and ``fullon_cache.examples``
-(runnable with ``python -m fullon_cache.examples.<name>``).
+Everything else is inside the package (no external documentation needed):
+
+* Guides as strings: ``from fullon_cache.docs import get_all_docs`` (``quickstart``,
+  ``api_reference``, ``caching_guide``, ``testing_guide``, ``migration``), e.g.
+  ``print(fullon_cache.docs.quickstart.GUIDE)``. ``fullon_cache.docs.api_reference`` is
+  generated from the code at import time (``TICK_CACHE``, ``ORDERS_CACHE``, ...,
+  ``CACHE_MANAGER``, ``API_REFERENCE``), so it cannot drift.
+* Runnable examples: ``fullon_cache.examples`` (``basic_usage``, ``trading_flow``,
+  ``pubsub_example``, ``queue_patterns``, ``bot_coordination``, ``performance_test``),
+  each ``python -m fullon_cache.examples.<name>``; all of them with
+  ``python -m fullon_cache.examples.run_all``; their source with
+  ``fullon_cache.examples.get_all_examples()``. Each runs under its own namespace
+  (``<FULLON_CACHE_NAMESPACE>.<name>``) and removes only its own keys.
+* ``make demo`` (``python -m fullon_cache.demo``): the end-to-end trading flow and every
+  example against your REDIS_* server, or against an embedded one it starts when none
+  answers.
+* The ``fullon-cache`` command: ``status`` (health, processes, order queues, keys per
+  type), ``tickers EXCHANGE`` (live prices), ``queue EXCHANGE`` (dead letters, replay),
+  ``server`` (a local embedded server).
+* Every public class and method has a docstring with an ``Example:`` that the test suite
+  runs against a real server: ``help(fullon_cache.TickCache.get_price)``.
 """
 
 from __future__ import annotations
