@@ -38,7 +38,6 @@ Example:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 import time
 from collections.abc import Mapping
@@ -90,6 +89,8 @@ class _Entry(Generic[T]):
 
 
 def _identifier(name: str, value: object) -> str:
+    if value is None:
+        raise ValueError(f"{name} is required")
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise TypeError(f"{name} must be a str or an int, got {type(value).__name__}")
     text = str(value)
@@ -593,9 +594,12 @@ class AsyncCache(BaseCache):
                 now = time.monotonic()
                 wait = min(self._sync_due(now), self._next_sweep - now)
                 if wait > 0:
-                    with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(wait):
-                            await self._kick.wait()
+                    # a timer that sets the event: no task cancellation involved
+                    timer = asyncio.get_running_loop().call_later(wait, self._kick.set)
+                    try:
+                        await self._kick.wait()
+                    finally:
+                        timer.cancel()
                 self._kick.clear()
                 if self._stopping:
                     break
