@@ -176,6 +176,7 @@ async def test_order_initialized_copies_validates_and_is_idempotent(settings: Se
         (order("x", status="weird"), ValueError),
         (order("x", status=""), ValueError),
         ({"order_id": "x", "symbol": "S", "status": 3}, TypeError),
+        (Order(order_id="x", symbol="S", status=3), TypeError),  # type: ignore[arg-type]
         ({"order_id": "x", "symbol": "S", "volume": "lots"}, TypeError),
         ("not an order", TypeError),
     ],
