@@ -37,11 +37,20 @@ from fullon_cache.docs.runner import parse_examples, run_examples
 _CONVENTION_NAMES = ("CacheManager",)
 
 
+IMPORT_ERRORS: dict[str, str] = {}
+
+
 def _modules() -> Iterator[ModuleType]:
+    """Every module of the package; one that cannot be imported is recorded (and fails
+    ``test_module_imports``) instead of hiding every other module's examples."""
     yield fullon_cache
     for info in pkgutil.walk_packages(fullon_cache.__path__, "fullon_cache."):
-        if not info.name.rsplit(".", 1)[-1].startswith("_") or info.ispkg:
+        if info.name.rsplit(".", 1)[-1].startswith("_") and not info.ispkg:
+            continue
+        try:
             yield importlib.import_module(info.name)
+        except ImportError as exc:
+            IMPORT_ERRORS[info.name] = f"{type(exc).__name__}: {exc}"
 
 
 MODULES = list(_modules())
@@ -192,6 +201,14 @@ def test_plain_doctest(standalone: Settings, test: doctest.DocTest) -> None:
     test.globs = dict(test.globs)
     result = runner.run(test, out=out.write)
     assert result.failed == 0, out.getvalue()
+
+
+@pytest.mark.parametrize(
+    "name", [m.__name__ for m in MODULES] + sorted(IMPORT_ERRORS), ids=lambda name: name
+)
+def test_module_imports(name: str) -> None:
+    """Every module of the package imports (so its docstrings are checked above)."""
+    assert name not in IMPORT_ERRORS, IMPORT_ERRORS.get(name)
 
 
 def test_every_cache_class_is_found() -> None:

@@ -122,6 +122,14 @@ async def test_performance_test(settings: Settings) -> None:
     await _assert_clean(settings, "performance_test")
 
 
+async def test_performance_test_bounds_concurrency(settings: Settings) -> None:
+    """More operations than REDIS_MAX_CONNECTIONS work on both backends (on a cluster an
+    exhausted per-node pool refuses connections, so the example bounds concurrency)."""
+    small = msgspec.structs.replace(settings, max_connections=4)
+    result = await performance_test.main(small, operations=40)
+    assert result["checks"]["tickers"] == 40
+
+
 async def test_run_all_reports_each(
     standalone: Settings, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -22,9 +22,11 @@ GUIDE = """# fullon_cache caching guide
   (or leaving `async with`) releases the instance, not the pool;
   `ConnectionPool.close_loop()` closes the loop's connections (do it when a loop ends),
   `ConnectionPool.reset_async()` also re-reads the settings.
-* A pool hands out at most `REDIS_MAX_CONNECTIONS` connections at once; more concurrent
-  operations wait for a free connection (up to the connect plus socket timeout) instead of
-  failing, so a large `gather` works. Raise the setting for heavily concurrent services.
+* A pool hands out at most `REDIS_MAX_CONNECTIONS` connections at once. On a standalone
+  server more concurrent operations wait for a free connection (up to the connect plus
+  socket timeout); on Redis Cluster, redis-py's per-node pools refuse them
+  (`CacheConnectionError`). Keep the concurrency of one loop below the setting (an
+  `asyncio.Semaphore` around a large `gather`), or raise it.
 * Blocking waits (`pop_open_order(..., timeout=5)`) and pub/sub use a second client
   without a socket timeout, so a wait longer than `REDIS_SOCKET_TIMEOUT` works; the wait
   is still bounded by your timeout.
