@@ -61,7 +61,7 @@ def _setup(settings: Settings) -> None:
 def test_help_lists_commands() -> None:
     code, output = _invoke("--help")
     assert code == 0
-    for command in ("status", "tickers", "queue", "server"):
+    for command in ("status", "tickers", "queue", "bench", "server"):
         assert command in output
 
 
@@ -149,6 +149,27 @@ def test_queue_inspect_replay_purge(standalone: Settings) -> None:
     code, output = _invoke("queue", "binance", "--purge")
     assert "discarded 1 dead letters" in output
     assert "binance: 1 queued, 0 processing, 0 dead" in output
+
+
+def test_bench_passes_its_options_through(tmp_path: Path) -> None:
+    results = tmp_path / "bench.json"
+    code, output = _invoke(
+        "bench",
+        "--ops",
+        "3",
+        "--rounds",
+        "1",
+        "--ticks",
+        "3",
+        "--only",
+        "get_price",
+        "--json",
+        str(results),
+    )
+    assert code == 0, output
+    assert "get_price" in results.read_text()
+    code, output = _invoke("bench", "--only", "no_such_case")
+    assert code == 2
 
 
 def test_server_for_some_seconds() -> None:

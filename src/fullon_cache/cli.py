@@ -9,6 +9,7 @@ Subcommands (``fullon-cache --help``):
   (:meth:`TickCache.stream_ticker_updates`); ``--count N`` / ``--seconds S`` stop it.
 * ``queue EXCHANGE`` — an exchange's order queue and dead letters; ``--replay`` queues
   the dead letters again, ``--purge`` discards them.
+* ``bench`` — the benchmark of :mod:`fullon_cache.bench` (its options pass through).
 * ``server`` — a private embedded server for local development; prints the
   ``REDIS_HOST``/``REDIS_PORT`` to export; stops on Ctrl-C (or after ``--seconds``).
 
@@ -254,6 +255,15 @@ def queue(
 ) -> None:
     """An exchange's order queue and dead letters; replay or purge the dead letters."""
     _run(lambda console: _queue(console, exchange, replay, limit, purge))
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def bench(ctx: typer.Context) -> None:
+    """Benchmark the hot paths next to raw redis-py (``fullon_cache.bench``; its options
+    pass through: ``fullon-cache bench --ops 500 --only get_price``)."""
+    from fullon_cache import bench as benchmark
+
+    raise typer.Exit(benchmark.main(ctx.args))
 
 
 @app.command()
