@@ -56,9 +56,11 @@ from redis.commands.core import AsyncScript
 
 from fullon_cache.base_cache import BaseCache
 from fullon_cache.codec import as_model, decode, encode
+from fullon_cache.config import Settings
 from fullon_cache.connection import Client, Connection, guard, guarded
 from fullon_cache.exceptions import CacheConnectionError, CacheDataError
 from fullon_cache.models import Symbol, Tick
+from fullon_cache.near_cache import NearCache, near_for
 
 __all__ = ["TickCache", "TickSubscription"]
 
@@ -252,7 +254,9 @@ class TickCache(BaseCache):
     * reads by symbol (str or :class:`Symbol`), with or without an exchange;
     * real time: :meth:`stream_ticker_updates` (async iterator) and :meth:`subscribe`
       (callback), both resubscribing after a lost connection;
-    * staleness: :meth:`is_stale` and ``max_age=`` on reads (see the module docs).
+    * staleness: :meth:`is_stale` and ``max_age=`` on reads (see the module docs);
+    * ``near_cache=True`` (or a :class:`~fullon_cache.near_cache.NearCache`): reads of
+      one exchange's ticker are served in process until the server invalidates them.
 
     Example:
         >>> await cache.set_ticker(Tick(symbol="ETH/USDT", exchange="kraken", price=3000.0))
@@ -262,6 +266,16 @@ class TickCache(BaseCache):
     """
 
     component: ClassVar[str] = "tick"
+
+    def __init__(
+        self,
+        *,
+        settings: Settings | None = None,
+        connection: Connection | None = None,
+        near_cache: bool | NearCache = False,
+    ) -> None:
+        super().__init__(settings=settings, connection=connection)
+        self.near_cache = near_cache
 
     # -- writes ----------------------------------------------------------------------
     @guarded
@@ -316,6 +330,7 @@ class TickCache(BaseCache):
                 keys += self._group_keys(exchange)
                 args += self._group_args(exchange, group)
             await script(keys=[*keys, index], args=args)
+            self._invalidate(*groups)
             return
         replies = await asyncio.gather(
             *(
@@ -328,6 +343,12 @@ class TickCache(BaseCache):
                 exchange = cast(bytes, raw).decode()
                 await self.redis.sadd(index, exchange)
                 await self.redis.set(self.keys.tick_indexed(exchange), b"1")
+        self._invalidate(*groups)
+
+    def _invalidate(self, *exchanges: str) -> None:
+        near = near_for(self.near_cache, self)
+        if near is not None:
+            near.invalidate(*(self.keys.tickers(exchange) for exchange in exchanges))
 
     def _group_keys(self, exchange: str) -> list[str]:
         return [self.keys.tickers(exchange), self.keys.tick_indexed(exchange)]
@@ -394,7 +415,9 @@ class TickCache(BaseCache):
         """
         name, _ = _symbol(symbol)
         exchange = _text("exchange", exchange)
-        return bool(await self.redis.hdel(self.keys.tickers(exchange), name))
+        deleted = bool(await self.redis.hdel(self.keys.tickers(exchange), name))
+        self._invalidate(exchange)
+        return deleted
 
     # -- reads -----------------------------------------------------------------------
     @guarded
@@ -427,7 +450,12 @@ class TickCache(BaseCache):
         if exchange is None:
             tick = await self._freshest(name)
         else:
-            raw = await self.redis.hget(self.keys.tickers(exchange), name)
+            near = near_for(self.near_cache, self)
+            key = self.keys.tickers(exchange)
+            if near is None:
+                raw = await self.redis.hget(key, name)
+            else:
+                raw = await near.hget(self.redis, key, name)
             tick = None if raw is None else decode(raw, Tick)
         if tick is None or self.is_stale(tick, limit):
             return None
