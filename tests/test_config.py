@@ -116,3 +116,10 @@ def test_settings_are_read_lazily_on_first_use(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(config, "_current", None)
     monkeypatch.setenv("CACHE_TTL_SYMBOL", "77")
     assert get_settings().ttl_symbol == 77
+
+
+def test_repr_never_shows_the_password() -> None:
+    text = repr(Settings(password="hunter2", database_url="postgresql://u:pw9@h/db"))
+    assert "hunter2" not in text
+    assert "pw9" not in text
+    assert text.startswith("Settings(host='localhost'")

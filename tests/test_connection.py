@@ -246,3 +246,14 @@ async def test_more_commands_than_connections_wait_for_a_free_one(standalone: Se
     pool = cache.redis.connection_pool  # type: ignore[union-attr]
     assert len(pool._available_connections) + len(pool._in_use_connections) <= 3
     await ConnectionPool.get(small).close()
+
+
+async def test_cluster_commands_past_max_connections_wait_their_turn(cluster: Settings) -> None:
+    small = msgspec.structs.replace(cluster, max_connections=3)
+    cache = BaseCache(settings=small)
+    keys = [cache.keys.bot(i) for i in range(200)]
+    await asyncio.gather(*(cache.redis.set(k, b"1") for k in keys))
+    assert await asyncio.gather(*(cache.redis.get(k) for k in keys)) == [b"1"] * 200
+    assert cache.redis.gate_size == 3  # type: ignore[union-attr]
+    await cache.redis.unlink(*keys)
+    await ConnectionPool.get(small).close()

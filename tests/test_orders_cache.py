@@ -466,14 +466,18 @@ async def test_get_orders_lists_the_exchange_only(settings: Settings) -> None:
 
 
 async def test_index_forgets_orders_that_vanished(settings: Settings) -> None:
-    """An order key evicted by Redis (maxmemory) or deleted by hand leaves the index
-    on the next read."""
+    """An order key evicted by Redis (maxmemory) or deleted by hand is skipped by reads
+    (which never write) and leaves the index on prune_orders."""
     cache = OrdersCache()
     await cache.save_order_data(EX, "A", {"status": "open"})
     await cache.save_order_data(EX, "B", {"status": "open"})
     await cache.redis.delete(cache.keys.order(EX, "A"))
     assert [o.ex_order_id for o in await cache.get_orders(EX)] == ["B"]
+    assert await cache.redis.zcard(cache.keys.order_index(EX)) == 2
+    assert await cache.prune_orders(EX) == 1
     assert await cache.redis.zrange(cache.keys.order_index(EX), 0, -1) == [b"B"]
+    assert await cache.prune_orders(EX) == 0
+    assert await cache.prune_orders("empty-exchange") == 0
 
 
 async def test_cancelled_orders_expire_one_by_one(settings: Settings) -> None:
@@ -495,6 +499,7 @@ async def test_cancelled_orders_expire_one_by_one(settings: Settings) -> None:
     live = {o.ex_order_id: o for o in await cache.get_orders(EX)}
     assert sorted(live) == ["keep", "revived"]
     assert live["keep"].symbol == "BTC/USDT"
+    assert await cache.prune_orders(EX) == 2  # the expired ids, without a write first
     assert await cache.redis.zcard(cache.keys.order_index(EX)) == 2
     assert await cache.redis.ttl(cache.keys.order(EX, "keep")) == -1
 

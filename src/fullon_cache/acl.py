@@ -12,9 +12,9 @@ Two roles, both confined to one key namespace (``FULLON_CACHE_NAMESPACE``): keys
 * ``dashboard`` - read-only: ``@read`` commands, subscribing (never publishing),
   connection commands, ``INFO`` and the cluster topology reads. Writes are refused
   by Redis (``NOPERM``) and reach the caller as
-  :class:`~fullon_cache.exceptions.CachePermissionError`. Library reads that tidy up
-  as they read (the order store drops expired order ids) are writes, so they are
-  refused too.
+  :class:`~fullon_cache.exceptions.CachePermissionError`. Library reads never write,
+  so every ``get_*`` works for a dashboard; maintenance calls such as
+  ``OrdersCache.prune_orders`` are writes and are refused.
 
 Create a user with ``ACL SETUSER <name> <rules...> ><password>`` (on every node of a
 cluster), e.g. ``redis-cli ACL SETUSER fullon-svc $(rules) '>secret'``; then set

@@ -41,7 +41,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar, cast
 
 from fullon_cache.base_cache import BaseCache
-from fullon_cache.codec import decode_any, encode
+from fullon_cache.codec import check_json, decode_any, encode
 from fullon_cache.connection import guarded
 from fullon_cache.keys import CacheKey, unescape
 
@@ -184,7 +184,10 @@ class BotCache(BaseCache):
         lease_ms = self._lease_ms(lease)
         keys = [self.keys.block(ex_id, symbol), self.keys.fence(ex_id, symbol)]
         token = await self._acquire(keys, holder, lease_ms)
-        return None if token < 0 else token
+        if token < 0:
+            return None
+        await self._connection.wait_for_replicas(keys[0])
+        return token
 
     async def block_exchange(
         self, ex_id: str | int, symbol: str, bot_id: str | int, lease: float | None = None
@@ -423,10 +426,8 @@ class BotCache(BaseCache):
             data = to_dict()
         if not isinstance(data, Mapping):
             raise TypeError(f"bot data must be a mapping, got {type(data).__name__}")
+        check_json(data, "bot data")
         stored = dict(data)
-        for name in stored:
-            if not isinstance(name, str):
-                raise TypeError(f"bot data keys must be str, got {type(name).__name__}")
         now = datetime.now(UTC)
         stored["updated_at"] = now.isoformat()
         stored["timestamp"] = now.timestamp()

@@ -11,6 +11,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
@@ -18,7 +19,7 @@ import msgspec
 
 from fullon_cache.exceptions import CacheDataError
 
-__all__ = ["as_model", "convert", "decode", "decode_any", "encode"]
+__all__ = ["as_model", "check_json", "convert", "decode", "decode_any", "encode"]
 
 T = TypeVar("T")
 
@@ -98,6 +99,37 @@ def convert(data: Any, model: type[T]) -> T:
         if message.startswith("Expected"):
             raise TypeError(f"{model.__name__}: {message}") from exc
         raise ValueError(f"{model.__name__}: {message}") from exc
+
+
+def check_json(value: object, where: str) -> None:
+    """TypeError/ValueError unless ``value`` is plain JSON data: str-keyed mappings,
+    lists/tuples, str, int, bool, None and finite floats (no bytes, NaN or infinity),
+    so what is stored reads back equal.
+
+    Example:
+        >>> check_json({"a": [1, 2.5, None]}, "data")
+        >>> check_json({"a": float("nan")}, "data")
+        Traceback (most recent call last):
+        ...
+        ValueError: data['a'] must be a finite number, got nan
+    """
+    if value is None or isinstance(value, (bool, int, str)):
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{where} must be a finite number, got {value!r}")
+        return
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"{where} keys must be str, got {type(key).__name__}")
+            check_json(item, f"{where}[{key!r}]")
+        return
+    if isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            check_json(item, f"{where}[{index}]")
+        return
+    raise TypeError(f"{where} is not JSON data: {type(value).__name__}")
 
 
 def as_model(value: Any, model: type[T]) -> T:

@@ -65,6 +65,7 @@ __all__ = [
     "Client",
     "Connection",
     "ConnectionPool",
+    "GatedCluster",
     "ReplicaWaitError",
     "guard",
     "guarded",
@@ -212,7 +213,7 @@ def build_client(settings: Settings, *, blocking: bool = False) -> Client:
     kwargs = _common_kwargs(settings, blocking=blocking)
     if settings.cluster_mode:
         nodes = [ClusterNode(host, port) for host, port in settings.cluster_nodes]
-        return RedisCluster(startup_nodes=nodes, **kwargs)
+        return GatedCluster(startup_nodes=nodes, **kwargs)
     # A blocking pool: past REDIS_MAX_CONNECTIONS commands in flight, callers wait for a
     # free connection (bounded) instead of failing with "too many connections".
     tls = kwargs.pop("ssl", False)
@@ -225,6 +226,35 @@ def build_client(settings: Settings, *, blocking: bool = False) -> Client:
         **kwargs,
     )
     return Redis.from_pool(pool)
+
+
+class GatedCluster(RedisCluster):
+    """A ``RedisCluster`` whose commands past ``max_connections`` in flight wait for a
+    turn instead of failing.
+
+    redis-py's cluster nodes refuse a command (``MaxConnectionsError``) when their pool
+    is full; they cannot wait like the standalone ``BlockingConnectionPool``. Here the
+    node pools are unbounded and a semaphore of ``max_connections`` gates the commands,
+    so a service that gathers more calls than connections gets them all answered, and
+    the number of sockets stays bounded by the setting (plus open pipelines).
+
+    Example:
+        >>> client = GatedCluster(host="127.0.0.1", port=7000, max_connections=8)
+        >>> client.gate_size
+        8
+    """
+
+    def __init__(self, *args: Any, max_connections: int = 50, **kwargs: Any) -> None:
+        kwargs["max_connections"] = 2**31 - 1
+        super().__init__(*args, **kwargs)
+        self.gate_size = max_connections
+        self._gate: asyncio.Semaphore | None = None
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        if self._gate is None:
+            self._gate = asyncio.Semaphore(self.gate_size)
+        async with self._gate:
+            return await super().execute_command(*args, **kwargs)
 
 
 class Connection:

@@ -54,7 +54,9 @@ with one atomic ``HSET`` and never re-encodes a number. An exchange's orders are
 indexed in a sorted set scored by expiry time (``+inf`` while the order lives). A
 cancelled order (status ``canceled`` or ``cancelled``) expires after
 ``CACHE_TTL_ORDER`` seconds: that order alone. Expired ids leave the index on every
-write and on every read (``ZREMRANGEBYSCORE``, which only touches expired entries).
+write (``ZREMRANGEBYSCORE``, which only touches expired entries); reads never write,
+so a read-only (dashboard) user can list orders. :meth:`OrdersCache.prune_orders`
+also drops ids whose order key vanished (deleted by hand or evicted).
 
 Order statuses are checked against :data:`ORDER_STATUSES` (lower-cased on the way in):
 ``new, pending, open, partially_filled, filled, canceled, cancelled, rejected,
@@ -388,17 +390,12 @@ redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
 return 1
 """
 
-# KEYS: index; returns the ids of live orders (expired ones removed first)
-_LIST = """
+# KEYS: index, order keys...; ARGV: members. Drops expired ids and ids whose order
+# key is gone; returns how many left the index.
+_PRUNE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-return redis.call('ZRANGE', KEYS[1], 0, -1)
-"""
-
-# KEYS: index, order keys...; ARGV: members. Drops ids whose order key is gone.
-_FORGET = """
-local n = 0
+local n = redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 for i = 2, #KEYS do
   if redis.call('EXISTS', KEYS[i]) == 0 then
     n = n + redis.call('ZREM', KEYS[1], ARGV[i - 1])
@@ -416,8 +413,7 @@ _SCRIPTS: Final = {
     "fail": _FAIL,
     "replay": _REPLAY,
     "save": _SAVE,
-    "list": _LIST,
-    "forget": _FORGET,
+    "prune": _PRUNE,
 }
 
 
@@ -653,6 +649,7 @@ class OrdersCache(BaseCache):
                 f"order queue of {name!r} is full ({self.settings.max_list_length} orders "
                 "queued or in processing); the order was not queued"
             )
+        await self._connection.wait_for_replicas(keys[0])
         return True
 
     @guarded
@@ -1089,29 +1086,41 @@ class OrdersCache(BaseCache):
             ['A', 'B']
         """
         name = _ident("exchange", exchange)
-        index = self.keys.order_index(name)
-        members: list[bytes] = await self._script("list")(keys=[index], args=[])
-        if not members:
+        ids = await self._indexed_ids(name)
+        if not ids:
             return []
-        ids = [m.decode() for m in members]
-        keys = [self.keys.order(name, i) for i in ids]
         async with self.redis.pipeline(transaction=False) as pipe:
-            for key in keys:
-                pipe.hgetall(key)
+            for order_id in ids:
+                pipe.hgetall(self.keys.order(name, order_id))
             hashes = await pipe.execute()
-        orders: list[Order] = []
-        gone: list[int] = []
-        for position, fields in enumerate(hashes):
-            order = _order_from_hash(fields)
-            if order is None:
-                gone.append(position)
-            else:
-                orders.append(order)
-        if gone:
-            await self._script("forget")(
-                keys=[index, *(keys[i] for i in gone)], args=[ids[i] for i in gone]
-            )
-        return orders
+        return [order for order in map(_order_from_hash, hashes) if order is not None]
+
+    @guarded
+    async def prune_orders(self, exchange: str | int) -> int:
+        """Drop from the exchange's order index the ids of expired cancelled orders and
+        of orders whose key vanished (deleted by hand, evicted); returns how many.
+        Writes do the first part as they go; call this from a maintenance task.
+
+        Example:
+            >>> await cache.save_order_data("binance", "A", {"status": "open"})
+            True
+            >>> await cache.redis.delete(cache.keys.order("binance", "A"))
+            1
+            >>> await cache.prune_orders("binance")
+            1
+            >>> await cache.get_orders("binance")
+            []
+        """
+        name = _ident("exchange", exchange)
+        index = self.keys.order_index(name)
+        ids = await self._indexed_ids(name)
+        keys = [index, *(self.keys.order(name, i) for i in ids)]
+        removed: int = await self._script("prune")(keys=keys, args=ids)
+        return removed
+
+    async def _indexed_ids(self, exchange: str) -> list[str]:
+        members: list[bytes] = await self.redis.zrange(self.keys.order_index(exchange), 0, -1)  # type: ignore[assignment]
+        return [member.decode() for member in members]
 
     @guarded
     async def delete_order(self, exchange: str | int, order_id: str | int) -> bool:

@@ -18,31 +18,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from fullon_cache.base_cache import BaseCache
-from fullon_cache.codec import decode_any, encode
+from fullon_cache.codec import check_json, decode_any, encode
 from fullon_cache.connection import guarded
 
 __all__ = ["RedisCache"]
-
-
-def _check_json(value: object, where: str) -> None:
-    """TypeError/ValueError unless ``value`` is plain JSON data (no NaN or infinity)."""
-    if value is None or isinstance(value, (bool, int, str)):
-        return
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise ValueError(f"{where} must be a finite number, got {value!r}")
-        return
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise TypeError(f"{where} keys must be str, got {type(key).__name__}")
-            _check_json(item, f"{where}[{key!r}]")
-        return
-    if isinstance(value, (list, tuple)):
-        for index, item in enumerate(value):
-            _check_json(item, f"{where}[{index}]")
-        return
-    raise TypeError(f"{where} is not JSON data: {type(value).__name__}")
 
 
 class RedisCache(BaseCache):
@@ -79,7 +58,7 @@ class RedisCache(BaseCache):
             raise ValueError("symbol must not be empty")
         if not isinstance(data, Mapping):
             raise TypeError(f"data must be a mapping, got {type(data).__name__}")
-        _check_json(data, "data")
+        check_json(data, "data")
         milliseconds: int | None = None
         if ttl is not None:
             if isinstance(ttl, bool) or not isinstance(ttl, (int, float)):

@@ -189,7 +189,9 @@ class TradesCache(BaseCache):
             )
         if result == 0:
             self.logger.debug("duplicate trade %s on %s ignored", model.ex_trade_id, list_key)
-        return bool(result == 1)
+            return False
+        await self._connection.wait_for_replicas(list_key)
+        return True
 
     def _decode_all(self, raws: Iterable[bytes | str], key: str) -> list[Trade]:
         """Decode stored trades, oldest first (lists hold newest first). An entry that

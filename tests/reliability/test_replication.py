@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from redis.crc import key_slot
 
+from fullon_cache.bot_cache import BotCache
 from fullon_cache.config import Settings, settings_from
 from fullon_cache.connection import (
     Connection,
@@ -16,6 +17,7 @@ from fullon_cache.embedded import EmbeddedServer
 from fullon_cache.exceptions import CacheConnectionError
 from fullon_cache.keys import Keys
 from fullon_cache.orders_cache import OrdersCache
+from fullon_cache.trades_cache import TradesCache
 
 from .conftest import fast_settings, wait_replica_link
 
@@ -99,12 +101,26 @@ async def test_write_confirmed_by_a_replica_then_refused_without_one(
             )
         )
         try:
-            assert await orders.push_open_order("binance", {"order_id": 2})
             with pytest.raises(ReplicaWaitError, match="0 of 1") as info:
                 async with guard(fast, "push+wait"):
                     await fast.wait_for_replicas(queue)
             assert not isinstance(info.value, CacheConnectionError)
             assert fast.breaker.failures == 0  # lagging replicas are not "Redis down"
+            # the caches wait after their critical writes: the caller learns the write
+            # is on the master only, never a silent success
+            with pytest.raises(ReplicaWaitError):
+                await OrdersCache(connection=fast).push_open_order("binance", {"order_id": 2})
+            with pytest.raises(ReplicaWaitError):
+                await TradesCache(connection=fast).push_trade(
+                    "binance", {"symbol": "BTC/USDT", "ex_trade_id": "t1", "volume": 1.0}
+                )
+            with pytest.raises(ReplicaWaitError):
+                await TradesCache(connection=fast).push_user_trade(
+                    1, "binance", {"symbol": "BTC/USDT", "ex_trade_id": "t2"}
+                )
+            with pytest.raises(ReplicaWaitError):
+                await BotCache(connection=fast).block_exchange("binance", "BTC/USDT", "b1")
+            assert await OrdersCache(connection=fast).get_queue_length("binance") == 2
         finally:
             await fast.close()
     finally:
