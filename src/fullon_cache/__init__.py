@@ -75,7 +75,7 @@ from fullon_cache.async_cache import AsyncCache
 from fullon_cache.base_cache import BaseCache
 from fullon_cache.bot_cache import BotCache
 from fullon_cache.config import Settings, get_settings, reload_settings
-from fullon_cache.connection import ConnectionPool
+from fullon_cache.connection import ConnectionPool, ReplicaWaitError
 from fullon_cache.exceptions import (
     CacheConnectionError,
     CacheDataError,
@@ -150,6 +150,7 @@ __all__ = [
     "ProcessStatus",
     "ProcessType",
     "RedisCache",
+    "ReplicaWaitError",
     "Settings",
     "SourceError",
     "Symbol",
