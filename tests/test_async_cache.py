@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import asyncio
-import doctest
 import logging
 import math
 import os
@@ -18,9 +17,6 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-import fullon_cache
-from _async_doc_examples import doc_tests, run_doc_test
-from fullon_cache import async_cache
 from fullon_cache.async_cache import STATUS_TRANSITIONS, TERMINAL_STATUSES, AsyncCache
 from fullon_cache.codec import decode, encode
 from fullon_cache.config import Settings
@@ -84,51 +80,6 @@ async def private(private_server: EmbeddedServer) -> AsyncIterator[Settings]:
         breaker_cooldown=0.1,
     )
     await ConnectionPool.close_loop()
-
-
-# -- docstrings ---------------------------------------------------------------------------
-@pytest.mark.parametrize("test", doc_tests(async_cache), ids=lambda t: t.name)
-async def test_docstring_examples(settings: Settings, test: doctest.DocTest) -> None:
-    cache = AsyncCache(sid(), "doc-user")
-    names: dict[str, Any] = {name: getattr(fullon_cache, name) for name in fullon_cache.__all__}
-    names.update(AsyncCache=AsyncCache, cache=cache)
-    try:
-        await run_doc_test(test, names)
-    finally:
-        await cache.close()
-
-
-def test_every_public_member_has_an_example() -> None:
-    named = {t.name.rsplit(".", 1)[-1] for t in doc_tests(async_cache)}
-    public = {name for name in vars(AsyncCache) if not name.startswith("_")}
-    public -= {"component"}
-    assert public <= named, public - named
-    assert "AsyncCache" in named
-
-
-# -- construction ---------------------------------------------------------------------------
-@pytest.mark.parametrize(
-    ("kwargs", "error"),
-    [
-        ({"strategy_id": ""}, ValueError),
-        ({"strategy_id": None}, ValueError),
-        ({"strategy_id": 1.5}, TypeError),
-        ({"user_id": True}, TypeError),
-        ({"user_id": " "}, ValueError),
-        ({"task_manager": 42}, TypeError),
-        ({"sync_interval": 0}, ValueError),
-        ({"sync_interval": math.inf}, ValueError),
-        ({"sync_interval": "60"}, TypeError),
-        ({"expire_time": -1}, ValueError),
-        ({"idle_flush": math.nan}, ValueError),
-        ({"flush_threshold": 0}, ValueError),
-        ({"flush_threshold": 2.5}, TypeError),
-    ],
-)
-def test_bad_constructor_arguments(kwargs: dict[str, Any], error: type[Exception]) -> None:
-    args: dict[str, Any] = {"strategy_id": "s", "user_id": 1, **kwargs}
-    with pytest.raises(error):
-        AsyncCache(**args)
 
 
 def test_ids_may_be_ints_and_keys_share_one_hash_tag() -> None:

@@ -3,24 +3,16 @@ opening-position marks and bot status."""
 
 from __future__ import annotations
 
-import ast
 import asyncio
-import contextlib
 import copy
-import doctest
-import inspect
-import io
 import math
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
 
 import msgspec
 import pytest
 
-import fullon_cache
 from fullon_cache.bot_cache import BotCache
 from fullon_cache.config import Settings
 from fullon_cache.embedded import free_port
@@ -37,71 +29,6 @@ async def eventually(check: Callable[[], Awaitable[bool]], what: str) -> None:
         if time.monotonic() > deadline:
             pytest.fail(f"never happened: {what}")
         await asyncio.sleep(0.05)
-
-
-async def run_doc_examples(cls: type[Any], settings: Settings, extra: dict[str, Any]) -> int:
-    """Run the ``Example:`` blocks of ``cls`` and its public methods, each on a fresh
-    instance in a fresh namespace, with top-level await; returns how many ran."""
-    parser = doctest.DocTestParser()
-    scope = {name: getattr(fullon_cache, name) for name in fullon_cache.__all__}
-    scope.update(extra)
-    members = [cls] + [
-        member
-        for name, member in inspect.getmembers(cls)
-        if not name.startswith("_") and callable(member) and name in cls.__dict__
-    ]
-    ran = 0
-    for member in members:
-        doc = inspect.getdoc(member) or ""
-        examples = [ex for ex in parser.get_examples(doc) if not ex.options.get(doctest.SKIP)]
-        assert examples, f"{cls.__name__}.{member.__name__} has no Example"
-        fresh = msgspec.structs.replace(settings, namespace=f"d{uuid.uuid4().hex[:16]}")
-        cache = cls(settings=fresh)
-        names = {**scope, "cache": cache}
-        try:
-            for example in examples:
-                code = compile(
-                    example.source, "<example>", "single", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
-                )
-                out = io.StringIO()
-                with contextlib.redirect_stdout(out):
-                    result = eval(code, names)
-                    if inspect.iscoroutine(result):
-                        await result
-                assert out.getvalue() == example.want, (
-                    f"{member.__name__}: {example.source!r} gave {out.getvalue()!r}, "
-                    f"expected {example.want!r}"
-                )
-                ran += 1
-        finally:
-            await cache.prepare_cache()
-            await cache.close()
-    return ran
-
-
-# -- locks ------------------------------------------------------------------------------
-async def test_block_is_owned_and_reentrant(settings: Settings) -> None:
-    async with BotCache() as cache:
-        assert await cache.is_blocked("binance", "BTC/USDT") is None
-        assert await cache.block_exchange("binance", "BTC/USDT", 1) is True
-        assert await cache.block_exchange("binance", "BTC/USDT", 1) is True
-        assert await cache.block_exchange("binance", "BTC/USDT", "1") is True  # same id
-        assert await cache.block_exchange("binance", "BTC/USDT", 2) is False
-        assert await cache.is_blocked("binance", "BTC/USDT") == "1"
-        # other symbols and exchanges are independent locks
-        assert await cache.block_exchange("binance", "ETH/USDT", 2) is True
-        assert await cache.block_exchange("kraken", "BTC/USDT", 2) is True
-        # only the holder releases with a bot id
-        assert await cache.unblock_exchange("binance", "BTC/USDT", 2) is False
-        assert await cache.is_blocked("binance", "BTC/USDT") == "1"
-        assert await cache.unblock_exchange("binance", "BTC/USDT", 1) is True
-        assert await cache.is_blocked("binance", "BTC/USDT") is None
-        assert await cache.unblock_exchange("binance", "BTC/USDT", 1) is False
-        assert await cache.block_exchange("binance", "BTC/USDT", 2) is True
-        # without a bot id the release is unconditional (operator)
-        assert await cache.unblock_exchange("binance", "BTC/USDT") is True
-        assert await cache.unblock_exchange("binance", "BTC/USDT") is False
-        assert await cache.is_blocked("binance", "BTC/USDT") is None
 
 
 async def test_int_and_str_exchange_ids_name_one_lock(settings: Settings) -> None:
@@ -382,8 +309,3 @@ async def test_get_bots_and_del_bot(settings: Settings) -> None:
         assert await cache.get_bot("grid:2") is None
         assert sorted(await cache.get_bots()) == ["1", "a*b"]
         assert await cache.get_bot(1) == (await cache.get_bots())["1"]
-
-
-async def test_doc_examples_run(settings: Settings) -> None:
-    ran = await run_doc_examples(BotCache, settings, {"BotCache": BotCache})
-    assert ran > 30

@@ -8,7 +8,8 @@
   of the module's own globals, as doctest gives), and the output is compared like doctest
   (``ELLIPSIS`` on). Other docstrings of a ``*_cache`` module (the module itself, helper
   classes) run the same way, with ``cache`` an instance of the module's cache class.
-  One test per docstring, named ``Class.member``. A constructor with required
+  One test per docstring, named ``Class.member``, on the standalone server and on the
+  cluster. A constructor with required
   arguments gets ``"doc-<param>"`` strings (``AsyncCache("doc-strategy_id", ...)``).
 * Every other docstring of the package (pure functions such as ``keys.escape``, models,
   settings, the embedded server) runs with the standard :mod:`doctest` runner in its
@@ -145,7 +146,7 @@ def _instance(cls: type) -> Any:
 
 @pytest.mark.parametrize(("module", "cls", "name", "doc"), TARGETS)
 async def test_cache_example_runs(
-    standalone: Settings, module: ModuleType, cls: type, name: str, doc: str | None
+    settings: Settings, module: ModuleType, cls: type, name: str, doc: str | None
 ) -> None:
     """The examples of one docstring of a cache module produce exactly their documented
     output (``name`` says where: module, class or ``Class.member``)."""

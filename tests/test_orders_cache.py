@@ -3,9 +3,7 @@ letters, order store, status store, bad input, docstring examples."""
 
 from __future__ import annotations
 
-import ast
 import asyncio
-import doctest
 import inspect
 import logging
 import math
@@ -17,7 +15,6 @@ import msgspec
 import pytest
 
 import fullon_cache
-from fullon_cache import orders_cache as orders_module
 from fullon_cache.config import Settings, reload_settings
 from fullon_cache.connection import ConnectionPool
 from fullon_cache.models import Order
@@ -658,33 +655,3 @@ def _examples() -> list[tuple[str, str]]:
 
 
 EXAMPLES = _examples()
-
-
-def test_every_public_method_has_an_example() -> None:
-    public = {n for n, v in vars(OrdersCache).items() if not n.startswith("_") and callable(v)}
-    documented = {n for n, _ in EXAMPLES}
-    assert public <= documented
-    assert {"OrdersCache", "ClaimedOrder", "DeadLetter", "OrderQueueFullError"} <= documented
-
-
-@pytest.mark.parametrize(("name", "doc"), EXAMPLES, ids=[n for n, _ in EXAMPLES])
-async def test_docstring_examples_run(settings: Settings, name: str, doc: str) -> None:
-    scope: dict[str, Any] = {n: getattr(fullon_cache, n) for n in fullon_cache.__all__}
-    scope.update({n: getattr(orders_module, n) for n in orders_module.__all__})
-    scope["cache"] = OrdersCache()
-    flags = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
-    for example in doctest.DocTestParser().get_examples(doc):
-        if example.options.get(doctest.SKIP):
-            continue
-        try:
-            code = compile(example.source, name, "eval", flags=flags)
-            is_expression = True
-        except SyntaxError:
-            code = compile(example.source, name, "exec", flags=flags)
-            is_expression = False
-        result = eval(code, scope)
-        if inspect.isawaitable(result):
-            result = await result
-        shown = repr(result) if is_expression and result is not None else ""
-        assert shown == example.want.strip(), example.source
-    assert "Example:" in doc

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import doctest
 import math
 from decimal import Decimal
 from typing import Any
@@ -9,7 +8,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fullon_cache import positions
 from fullon_cache.models import Position
 from fullon_cache.positions import VOLUME_DUST, apply_fill, signed_volume
 
@@ -86,15 +84,6 @@ def test_random_fills_match_the_reference(fills: list[Fill]) -> None:
         )
     assert position is not None
     assert_matches(position, reference(fills))
-
-
-def test_docstring_examples() -> None:
-    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
-    for test in doctest.DocTestFinder().find(positions):
-        runner.run(test)
-    result = runner.summarize(verbose=False)
-    assert result.failed == 0
-    assert result.attempted >= 3
 
 
 def fill(position: Position | None, side: str, volume: float, price: float, **kw: Any) -> Position:

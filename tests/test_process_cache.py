@@ -3,15 +3,9 @@ active processes, bounded storage, cleanup and the system health report."""
 
 from __future__ import annotations
 
-import ast
 import asyncio
-import contextlib
-import doctest
-import inspect
-import io
 import math
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -19,7 +13,6 @@ from typing import Any
 import msgspec
 import pytest
 
-import fullon_cache
 from fullon_cache.config import Settings
 from fullon_cache.embedded import free_port
 from fullon_cache.exceptions import CacheConnectionError
@@ -35,46 +28,6 @@ async def eventually(check: Callable[[], Awaitable[bool]], what: str) -> None:
         if time.monotonic() > deadline:
             pytest.fail(f"never happened: {what}")
         await asyncio.sleep(0.05)
-
-
-async def run_doc_examples(cls: type[Any], settings: Settings, extra: dict[str, Any]) -> int:
-    """Run the ``Example:`` blocks of ``cls`` and its public methods, each on a fresh
-    instance in a fresh namespace, with top-level await; returns how many ran."""
-    parser = doctest.DocTestParser()
-    scope = {name: getattr(fullon_cache, name) for name in fullon_cache.__all__}
-    scope.update(extra)
-    members = [cls] + [
-        member
-        for name, member in inspect.getmembers(cls)
-        if not name.startswith("_") and callable(member) and name in cls.__dict__
-    ]
-    ran = 0
-    for member in members:
-        doc = inspect.getdoc(member) or ""
-        examples = [ex for ex in parser.get_examples(doc) if not ex.options.get(doctest.SKIP)]
-        assert examples, f"{cls.__name__}.{member.__name__} has no Example"
-        fresh = msgspec.structs.replace(settings, namespace=f"d{uuid.uuid4().hex[:16]}")
-        cache = cls(settings=fresh)
-        names = {**scope, "cache": cache}
-        try:
-            for example in examples:
-                code = compile(
-                    example.source, "<example>", "single", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
-                )
-                out = io.StringIO()
-                with contextlib.redirect_stdout(out):
-                    result = eval(code, names)
-                    if inspect.iscoroutine(result):
-                        await result
-                assert out.getvalue() == example.want, (
-                    f"{member.__name__}: {example.source!r} gave {out.getvalue()!r}, "
-                    f"expected {example.want!r}"
-                )
-                ran += 1
-        finally:
-            await cache.prepare_cache()
-            await cache.close()
-    return ran
 
 
 def is_utc(value: datetime) -> bool:
@@ -534,13 +487,3 @@ async def test_bad_input_raises_before_any_write(settings: Settings) -> None:
         assert await cache.get_process(pid) == before
         assert [r["process_id"] for r in await cache.get_active_processes()] == [pid]
         assert len(await cache.get_keys()) == 2  # the record and the index
-
-
-async def test_doc_examples_run(settings: Settings) -> None:
-    extra = {
-        "ProcessCache": ProcessCache,
-        "ProcessType": ProcessType,
-        "ProcessStatus": ProcessStatus,
-    }
-    ran = await run_doc_examples(ProcessCache, settings, extra)
-    assert ran > 25

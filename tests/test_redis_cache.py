@@ -1,42 +1,19 @@
 from __future__ import annotations
 
 import asyncio
-import doctest
 import math
 import time
-import uuid
 from typing import Any
 
-import msgspec
 import pytest
 
 import fullon_cache
-from _async_doc_examples import doc_tests, run_doc_test
-from fullon_cache import redis_cache
 from fullon_cache.config import Settings
 from fullon_cache.embedded import free_port
 from fullon_cache.exceptions import CacheConnectionError
 from fullon_cache.redis_cache import RedisCache
 
 DEADLINE = 60.0  # bounds a hang only; never asserts speed
-
-
-@pytest.mark.parametrize("test", doc_tests(redis_cache), ids=lambda t: t.name)
-async def test_docstring_examples(settings: Settings, test: doctest.DocTest) -> None:
-    fresh = msgspec.structs.replace(settings, namespace=f"d{uuid.uuid4().hex[:16]}")
-    cache = RedisCache(settings=fresh)
-    names: dict[str, Any] = {name: getattr(fullon_cache, name) for name in fullon_cache.__all__}
-    names.update(RedisCache=RedisCache, cache=cache)
-    try:
-        await run_doc_test(test, names)
-    finally:
-        await cache.prepare_cache()
-        await cache.close()
-
-
-def test_every_public_method_has_an_example() -> None:
-    named = {t.name.rsplit(".", 1)[-1] for t in doc_tests(redis_cache)}
-    assert {"RedisCache", "set_market_data", "get_market_data"} <= named
 
 
 async def test_round_trip_replace_and_miss(settings: Settings) -> None:
