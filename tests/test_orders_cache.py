@@ -655,3 +655,21 @@ def _examples() -> list[tuple[str, str]]:
 
 
 EXAMPLES = _examples()
+
+
+async def test_finished_orders_expire_after_their_own_ttl(settings: Settings) -> None:
+    cache = tuned(settings, ttl_order=100, ttl_order_done=50)
+    await cache.save_order_data(EX, "F", {"status": "open"})
+    await cache.save_order_data(EX, "F", {"status": "filled"})
+    await cache.save_order_data(EX, "C", {"status": "cancelled"})
+    await cache.save_order_data(EX, "O", {"status": "open"})
+    assert 0 < await cache.redis.ttl(cache.keys.order(EX, "F")) <= 50
+    assert 50 < await cache.redis.ttl(cache.keys.order(EX, "C")) <= 100
+    assert await cache.redis.ttl(cache.keys.order(EX, "O")) == -1
+    await cache.set_order_status("F", "rejected")
+    assert 0 < await cache.redis.ttl(cache.keys.order_status("F")) <= 50
+    forever = tuned(settings, ttl_order_done=0)
+    await forever.save_order_data(EX, "K", {"status": "filled"})
+    await forever.set_order_status("K", "filled")
+    assert await cache.redis.ttl(cache.keys.order(EX, "K")) == -1
+    assert await cache.redis.ttl(cache.keys.order_status("K")) == -1

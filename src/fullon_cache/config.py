@@ -68,6 +68,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ttl_exchange: int = 86400  # CACHE_TTL_EXCHANGE
     ttl_symbol: int = 86400  # CACHE_TTL_SYMBOL
     ttl_order: int = 3600  # CACHE_TTL_ORDER
+    ttl_order_done: int = 604800  # FULLON_CACHE_TTL_ORDER_DONE (finished orders; 0: never)
     negative_ttl: int = 30  # FULLON_CACHE_NEGATIVE_TTL (read-through misses)
     tick_max_age: float = 60.0  # FULLON_CACHE_TICK_MAX_AGE (seconds before stale)
     ohlcv_max_bars: int = 10_000  # FULLON_CACHE_OHLCV_MAX_BARS
@@ -172,6 +173,7 @@ _VARIABLES: dict[str, tuple[str, _Parser]] = {
     "ttl_exchange": ("CACHE_TTL_EXCHANGE", int),
     "ttl_symbol": ("CACHE_TTL_SYMBOL", int),
     "ttl_order": ("CACHE_TTL_ORDER", int),
+    "ttl_order_done": ("FULLON_CACHE_TTL_ORDER_DONE", int),
     "negative_ttl": ("FULLON_CACHE_NEGATIVE_TTL", int),
     "tick_max_age": ("FULLON_CACHE_TICK_MAX_AGE", float),
     "ohlcv_max_bars": ("FULLON_CACHE_OHLCV_MAX_BARS", int),

@@ -53,7 +53,9 @@ field, each value msgspec JSON) so that :meth:`OrdersCache.save_order_data` merg
 with one atomic ``HSET`` and never re-encodes a number. An exchange's orders are
 indexed in a sorted set scored by expiry time (``+inf`` while the order lives). A
 cancelled order (status ``canceled`` or ``cancelled``) expires after
-``CACHE_TTL_ORDER`` seconds: that order alone. Expired ids leave the index on every
+``CACHE_TTL_ORDER`` seconds: that order alone; a finished one (``filled``,
+``rejected``, ``expired``, ``closed``) after ``FULLON_CACHE_TTL_ORDER_DONE`` (7 days by
+default; 0 keeps it forever), so the store stays bounded. Expired ids leave the index on every
 write (``ZREMRANGEBYSCORE``, which only touches expired entries); reads never write,
 so a read-only (dashboard) user can list orders. :meth:`OrdersCache.prune_orders`
 also drops ids whose order key vanished (deleted by hand or evicted).
@@ -120,6 +122,7 @@ ORDER_STATUSES: Final = frozenset(
 """The order statuses the cache accepts (any case; stored lower-cased)."""
 
 _CANCELLED: Final = frozenset({"canceled", "cancelled"})
+_FINISHED: Final = frozenset({"filled", "rejected", "expired", "closed"})
 _ORDER_FIELDS: Final = frozenset(Order.__struct_fields__)
 _RECOVER_BATCH: Final = 100  # oldest claims examined by every pop/claim
 _MIN_WAIT: Final = 0.01  # seconds: shortest blocking slice
@@ -375,7 +378,7 @@ while i <= #ARGV do
   redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1])
   i = i + 2
 end
-if ARGV[3] == 'cancel' then
+if ARGV[3] == 'expire' then
   redis.call('EXPIRE', KEYS[1], ARGV[2])
 elseif ARGV[3] == 'live' then
   redis.call('PERSIST', KEYS[1])
@@ -922,7 +925,8 @@ class OrdersCache(BaseCache):
     @guarded
     async def set_order_status(self, order_id: str | int, status: str) -> bool:
         """Record an order's status string (a cancelled status expires after
-        ``CACHE_TTL_ORDER`` seconds, any other lives until deleted).
+        ``CACHE_TTL_ORDER`` seconds, a finished one after ``FULLON_CACHE_TTL_ORDER_DONE``,
+        a live one lives until deleted).
 
         Example:
             >>> await cache.set_order_status("ORD_1", "open")
@@ -932,8 +936,7 @@ class OrdersCache(BaseCache):
         """
         key = self.keys.order_status(_ident("order_id", order_id))
         value = _status(status)
-        ttl = self.settings.ttl_order if value in _CANCELLED else None
-        await self.redis.set(key, value.encode(), ex=ttl)
+        await self.redis.set(key, value.encode(), ex=self._ttl_of(value))
         return True
 
     @guarded
@@ -1041,11 +1044,13 @@ class OrdersCache(BaseCache):
         fields = {k: v for k, v in msgspec.structs.asdict(model).items() if v is not None}
         for key in fields:
             defaults.pop(key, None)
+        ttl = None
         if "status" in fields:
-            mode = "cancel" if fields["status"] in _CANCELLED else "live"
+            ttl = self._ttl_of(fields["status"])
+            mode = "live" if ttl is None else "expire"
         else:
             mode = "keep"
-        args: list[Any] = [member, self.settings.ttl_order, mode, len(fields)]
+        args: list[Any] = [member, ttl or 0, mode, len(fields)]
         for pairs in (fields, defaults):
             for field, value in pairs.items():
                 args += [field, encode(value)]
@@ -1053,6 +1058,16 @@ class OrdersCache(BaseCache):
             keys=[self.keys.order(name, member), self.keys.order_index(name)], args=args
         )
         return True
+
+    def _ttl_of(self, status: str) -> int | None:
+        """Seconds an order (or status) with ``status`` lives: CACHE_TTL_ORDER once
+        cancelled, FULLON_CACHE_TTL_ORDER_DONE once finished otherwise (0: forever),
+        None while it lives."""
+        if status in _CANCELLED:
+            return self.settings.ttl_order
+        if status in _FINISHED and self.settings.ttl_order_done > 0:
+            return self.settings.ttl_order_done
+        return None
 
     async def _get_order(self, exchange: str, order_id: str) -> Order | None:
         fields = await self.redis.hgetall(self.keys.order(exchange, order_id))
