@@ -39,6 +39,7 @@ import json
 import multiprocessing
 import os
 import platform
+import re
 import socket
 import statistics
 import sys
@@ -521,8 +522,7 @@ async def _get_trades(env: Env) -> Case:
     async def raw(i: int) -> Any:
         batch = k.trade_drain(EXCHANGE, "ETH/USDT", tokens[i])
         got = await env.raw.evalsha(sha, 2, list_key, batch, _CALL_TTL)
-        if got:
-            await env.raw.unlink(batch)
+        await env.raw.unlink(batch)  # the library unlinks a non-empty batch: prep fills it
         return got
 
     return Case(
@@ -575,8 +575,8 @@ async def _update_process(env: Env) -> Case:
     async def raw(i: int) -> Any:
         now = repr(time.time())
         fields = ["updated_at", now, "status", "running", "message", "tick"]
-        if await env.raw.evalsha(sha, 1, key, ttl, now, *fields):
-            await env.raw.zadd(index, {pid: float(now)})
+        await env.raw.evalsha(sha, 1, key, ttl, now, *fields)  # 1: the process exists
+        await env.raw.zadd(index, {pid: float(now)})
 
     return Case("update_process", "status + heartbeat (Lua + ZADD on the index)", "2", lib, raw)
 
@@ -653,13 +653,10 @@ class Subscriber:
 
 
 def _machine(server_info: dict[str, Any], loop_name: str) -> dict[str, Any]:
-    cpu = "unknown"
     cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+    text = cpuinfo.read_text() if cpuinfo.exists() else ""
+    found = re.search(r"^model name\s*:\s*(.*)$", text, re.MULTILINE)
+    cpu = found.group(1).strip() if found else platform.processor() or "unknown"
     server = "valkey" if "valkey_version" in server_info else "redis"
     version = server_info.get("valkey_version") or server_info.get("redis_version")
     return {

@@ -216,7 +216,7 @@ class NearCache(BaseCache):
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
-            await asyncio.wait({task})
+            await asyncio.wait({task}, timeout=5)
         self._down()
 
     # -- reads -----------------------------------------------------------------------
