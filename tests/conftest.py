@@ -17,11 +17,11 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
-from fullon_cache.embedded import EmbeddedCluster, EmbeddedServer
 
 from fullon_cache.base_cache import BaseCache
 from fullon_cache.config import Settings, reload_settings
 from fullon_cache.connection import ConnectionPool
+from fullon_cache.embedded import EmbeddedCluster, EmbeddedServer
 
 # A developer's own .env must never leak into the suite.
 os.environ["DOTENV_FILE"] = os.devnull
