@@ -43,11 +43,9 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, ClassVar, Concatenate, ParamSpec, Protocol, TypeVar
 
 from redis import exceptions as redis_errors
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.asyncio.cluster import ClusterNode, RedisCluster
-from redis.asyncio.connection import Connection as AsyncConnection
-from redis.asyncio.connection import SSLConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 
@@ -66,6 +64,7 @@ __all__ = [
     "Connection",
     "ConnectionPool",
     "GatedCluster",
+    "GatedRedis",
     "ReplicaWaitError",
     "guard",
     "guarded",
@@ -211,50 +210,66 @@ def build_client(settings: Settings, *, blocking: bool = False) -> Client:
         6390
     """
     kwargs = _common_kwargs(settings, blocking=blocking)
+    gate = kwargs.pop("max_connections")
+    # Pools are unbounded; a semaphore of REDIS_MAX_CONNECTIONS gates the commands
+    # instead, so callers past the limit wait their turn (redis-py's cluster nodes
+    # cannot wait, and its BlockingConnectionPool costs ~10 us per command). Blocking
+    # waits (BLMOVE, BRPOP, pub/sub) are not gated: each holds its socket for its wait.
     if settings.cluster_mode:
         nodes = [ClusterNode(host, port) for host, port in settings.cluster_nodes]
-        return GatedCluster(startup_nodes=nodes, **kwargs)
-    # A blocking pool: past REDIS_MAX_CONNECTIONS commands in flight, callers wait for a
-    # free connection (bounded) instead of failing with "too many connections".
-    tls = kwargs.pop("ssl", False)
-    pool = BlockingConnectionPool(
-        host=settings.host,
-        port=settings.port,
-        db=settings.db,
-        timeout=settings.socket_connect_timeout + settings.socket_timeout,
-        connection_class=SSLConnection if tls else AsyncConnection,
-        **kwargs,
-    )
-    return Redis.from_pool(pool)
+        if blocking:
+            return RedisCluster(startup_nodes=nodes, max_connections=_UNBOUNDED, **kwargs)
+        return GatedCluster(startup_nodes=nodes, max_connections=gate, **kwargs)
+    if blocking:
+        return Redis(host=settings.host, port=settings.port, db=settings.db, **kwargs)
+    return GatedRedis(host=settings.host, port=settings.port, db=settings.db, gate=gate, **kwargs)
 
 
-class GatedCluster(RedisCluster):
-    """A ``RedisCluster`` whose commands past ``max_connections`` in flight wait for a
-    turn instead of failing.
+_UNBOUNDED = 2**31 - 1
 
-    redis-py's cluster nodes refuse a command (``MaxConnectionsError``) when their pool
-    is full; they cannot wait like the standalone ``BlockingConnectionPool``. Here the
-    node pools are unbounded and a semaphore of ``max_connections`` gates the commands,
-    so a service that gathers more calls than connections gets them all answered, and
-    the number of sockets stays bounded by the setting (plus open pipelines).
 
-    Example:
-        >>> client = GatedCluster(host="127.0.0.1", port=7000, max_connections=8)
-        >>> client.gate_size
-        8
-    """
+class _Gated:
+    """Mixin: at most ``gate_size`` commands of this client in flight; the others wait."""
 
-    def __init__(self, *args: Any, max_connections: int = 50, **kwargs: Any) -> None:
-        kwargs["max_connections"] = 2**31 - 1
-        super().__init__(*args, **kwargs)
-        self.gate_size = max_connections
-        self._gate: asyncio.Semaphore | None = None
+    gate_size: int = _UNBOUNDED
+    _gate: asyncio.Semaphore | None = None
 
     async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
         if self._gate is None:
             self._gate = asyncio.Semaphore(self.gate_size)
         async with self._gate:
-            return await super().execute_command(*args, **kwargs)
+            return await super().execute_command(*args, **kwargs)  # type: ignore[misc]
+
+
+class GatedRedis(_Gated, Redis):  # type: ignore[misc]
+    """A standalone ``Redis`` client whose commands past ``gate`` in flight wait for a
+    turn instead of failing.
+
+    Example:
+        >>> GatedRedis(port=7000, gate=8).gate_size
+        8
+    """
+
+    def __init__(self, *args: Any, gate: int = 50, **kwargs: Any) -> None:
+        kwargs["max_connections"] = _UNBOUNDED
+        super().__init__(*args, **kwargs)
+        self.gate_size = gate
+
+
+class GatedCluster(_Gated, RedisCluster):  # type: ignore[misc]
+    """A ``RedisCluster`` whose commands past ``max_connections`` in flight wait for a
+    turn instead of failing (redis-py's cluster nodes refuse a command with
+    ``MaxConnectionsError`` when their pool is full).
+
+    Example:
+        >>> GatedCluster(host="127.0.0.1", port=7000, max_connections=8).gate_size
+        8
+    """
+
+    def __init__(self, *args: Any, max_connections: int = 50, **kwargs: Any) -> None:
+        kwargs["max_connections"] = _UNBOUNDED
+        super().__init__(*args, **kwargs)
+        self.gate_size = max_connections
 
 
 class Connection:
