@@ -370,10 +370,13 @@ def test_stop_escalates_to_sigkill(server: EmbeddedServer) -> None:
     assert not server.running
 
 
-def test_atexit_hook_stops_live_servers() -> None:
+def test_atexit_hook_stops_live_servers(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Only this test's server may be stopped: the session's servers (the suite's
+    # fixtures) live in the same registry of this worker process.
+    monkeypatch.setattr(embedded, "_LIVE", set())
     srv = EmbeddedServer()
     srv.start()
-    assert srv in embedded._LIVE
+    assert embedded._LIVE == {srv}
     embedded._stop_all()
     assert not srv.running
     assert srv not in embedded._LIVE
