@@ -107,3 +107,15 @@ async def cluster(
     current = await _enter(monkeypatch, _cluster_env(redis_cluster))
     yield current
     await _leave(current)
+
+
+@pytest.fixture
+def own_server() -> Iterator[EmbeddedServer]:
+    """A private server of this test alone: it may kill and restart it (the session's
+    ``redis_server`` is shared by every test of the worker and must stay up)."""
+    server = EmbeddedServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -258,15 +258,17 @@ async def test_unreachable_server_fails_the_first_subscription(standalone: Setti
 
 
 async def test_stream_resubscribes_after_server_restart(
-    standalone: Settings, redis_server: EmbeddedServer, caplog: pytest.LogCaptureFixture
+    standalone: Settings, own_server: EmbeddedServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger="fullon.cache.ohlcv")
-    cache = OHLCVCache(settings=msgspec.structs.replace(standalone, breaker_threshold=0))
+    cache = OHLCVCache(
+        settings=msgspec.structs.replace(standalone, port=own_server.port, breaker_threshold=0)
+    )
     collector = Collector(cache.stream_ohlcv_updates("BTC/USDT", "1m"))
     await settle(cache, collector.items, "BTC/USDT", "1m")
-    redis_server.kill()
+    own_server.kill()
     await until(lambda: any("subscription lost" in r.getMessage() for r in caplog.records))
-    redis_server.restart()
+    own_server.restart()
     collector.items.clear()
     await settle(cache, collector.items, "BTC/USDT", "1m")
     for i in range(5):

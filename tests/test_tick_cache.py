@@ -486,10 +486,12 @@ async def test_unreachable_server_fails_the_first_subscription(standalone: Setti
 
 
 async def test_stream_resubscribes_after_server_restart(
-    standalone: Settings, redis_server: EmbeddedServer, caplog: pytest.LogCaptureFixture
+    standalone: Settings, own_server: EmbeddedServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger="fullon.cache.tick")
-    cache = TickCache(settings=msgspec.structs.replace(standalone, breaker_threshold=0))
+    cache = TickCache(
+        settings=msgspec.structs.replace(standalone, port=own_server.port, breaker_threshold=0)
+    )
     collector = Collector(cache.stream_ticker_updates("binance", ["BTC/USDT", WARM]))
     seen: list[Tick] = []
     sub = await cache.subscribe("binance", ["BTC/USDT", WARM], seen.append)
@@ -497,9 +499,9 @@ async def test_stream_resubscribes_after_server_restart(
     await cache.set_ticker(tick(price=1.0))
     await until(lambda: collector.live() == [("BTC/USDT", 1.0)] and seen[-1].price == 1.0)
 
-    redis_server.kill()
+    own_server.kill()
     await until(lambda: any("subscription lost" in r.getMessage() for r in caplog.records))
-    redis_server.restart()
+    own_server.restart()
 
     collector.items.clear()
     seen.clear()
@@ -516,17 +518,19 @@ async def test_stream_resubscribes_after_server_restart(
 
 
 async def test_stream_without_reconnect_raises_when_the_server_dies(
-    standalone: Settings, redis_server: EmbeddedServer
+    standalone: Settings, own_server: EmbeddedServer
 ) -> None:
-    cache = TickCache(settings=msgspec.structs.replace(standalone, breaker_threshold=0))
+    cache = TickCache(
+        settings=msgspec.structs.replace(standalone, port=own_server.port, breaker_threshold=0)
+    )
     collector = Collector(
         cache.stream_ticker_updates("binance", ["BTC/USDT", WARM], reconnect=False)
     )
     await settle(cache, collector.items)
     try:
-        redis_server.kill()
+        own_server.kill()
         await until(lambda: collector.task.done())
     finally:
-        redis_server.restart()
+        own_server.restart()
     assert isinstance(collector.error, CacheConnectionError)
     assert await cache.set_ticker(tick(price=1.0))
