@@ -121,3 +121,9 @@ def test_normalize_symbol() -> None:
         normalize_symbol(5)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="empty"):
         normalize_symbol("/")
+
+
+def test_escape_cache_keeps_bools_apart_from_ints() -> None:
+    assert escape(1) == "1"
+    with pytest.raises(TypeError):
+        escape(True)  # type: ignore[arg-type]

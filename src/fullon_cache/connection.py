@@ -286,7 +286,7 @@ class Connection:
         self.breaker = CircuitBreaker(settings.breaker_threshold, settings.breaker_cooldown)
         self.client: Client = build_client(settings)
         self._blocking: Client | None = None
-        self._topology_loaded = False
+        self.topology_loaded = False
         self.closed = False
 
     @property
@@ -313,12 +313,12 @@ class Connection:
             >>> import asyncio
             >>> asyncio.run(Connection(Settings()).ready())
         """
-        if self._topology_loaded:
+        if self.topology_loaded:
             return
         client = self.client
         if isinstance(client, RedisCluster):
             await client.initialize()
-        self._topology_loaded = True
+        self.topology_loaded = True
 
     async def pubsub(self) -> PubSub:
         """A new pub/sub object on the blocking client (no socket timeout while idle).
@@ -490,13 +490,20 @@ class guard:  # noqa: N801 - used like a function: ``async with guard(conn, "op"
         if exc is None:
             self._conn.breaker.record_success()
             return
-        if not isinstance(exc, (redis_errors.RedisError, OSError, TimeoutError)):
-            return
-        error = translate_error(exc)
-        if isinstance(error, CacheConnectionError):
-            self._conn.breaker.record_failure()
-        logger.error("%s failed: %s", self._operation, error)
-        raise error from exc
+        if isinstance(exc, _TRANSLATED):
+            raise _failed(self._conn, self._operation, exc) from exc
+
+
+_TRANSLATED = (redis_errors.RedisError, OSError, TimeoutError)
+
+
+def _failed(conn: Connection, operation: str, exc: BaseException) -> CacheError:
+    """The library error for ``exc``, counted by the breaker and logged once."""
+    error = translate_error(exc)
+    if isinstance(error, CacheConnectionError):
+        conn.breaker.record_failure()
+    logger.error("%s failed: %s", operation, error)
+    return error
 
 
 def guarded(
@@ -512,9 +519,20 @@ def guarded(
 
     @functools.wraps(fn)
     async def wrapper(self: S, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        # guard() inlined: this wraps every hot call, so it only touches the breaker
+        # when it is not clean and the topology when it is not loaded.
         conn = self._connection
-        async with guard(conn, operation):
-            await conn.ready()
-            return await fn(self, *args, **kwargs)
+        breaker = conn.breaker
+        if breaker.opened_at is not None:
+            breaker.before_call()
+        try:
+            if not conn.topology_loaded:
+                await conn.ready()
+            result = await fn(self, *args, **kwargs)
+        except _TRANSLATED as exc:
+            raise _failed(conn, operation, exc) from exc
+        if breaker.failures:
+            breaker.record_success()
+        return result
 
     return wrapper

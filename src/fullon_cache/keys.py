@@ -25,6 +25,7 @@ Example:
 from __future__ import annotations
 
 import enum
+from functools import lru_cache
 from urllib.parse import quote, unquote
 
 __all__ = ["CacheKey", "Keys", "escape", "normalize_symbol", "unescape"]
@@ -81,6 +82,7 @@ class CacheKey(enum.StrEnum):
     READ_THROUGH = "read_through"
 
 
+@lru_cache(maxsize=65536, typed=True)
 def escape(identifier: str | int) -> str:
     """Escape one identifier for use inside a key.
 
