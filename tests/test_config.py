@@ -123,3 +123,14 @@ def test_repr_never_shows_the_password() -> None:
     assert "hunter2" not in text
     assert "pw9" not in text
     assert text.startswith("Settings(host='localhost'")
+
+
+def test_env_example_lists_every_variable_with_its_default() -> None:
+    from dotenv import dotenv_values
+
+    from fullon_cache.config import _VARIABLES
+
+    example = Path(__file__).resolve().parent.parent / ".env.example"
+    values = dotenv_values(example)
+    assert set(values) == {variable for variable, _ in _VARIABLES.values()}
+    assert settings_from(values) == Settings()
