@@ -748,3 +748,22 @@ async def test_sigkilled_process_leaves_what_it_synced(settings: Settings) -> No
         # the restarted strategy carries on from the recovered state
         cache.order_status_update(order("b1", status="filled"))
         assert await cache.get_open_orders() == {"a2"}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"sync_interval": 0}, ValueError),
+        ({"sync_interval": float("nan")}, ValueError),
+        ({"expire_time": -1}, ValueError),
+        ({"sync_interval": "60"}, TypeError),
+        ({"expire_time": True}, TypeError),
+        ({"flush_threshold": 1.5}, TypeError),
+        ({"task_manager": object()}, TypeError),
+    ],
+)
+def test_constructor_arguments_are_validated(
+    kwargs: dict[str, Any], error: type[Exception]
+) -> None:
+    with pytest.raises(error):
+        AsyncCache("s", 1, **kwargs)

@@ -257,3 +257,10 @@ async def test_cluster_commands_past_max_connections_wait_their_turn(cluster: Se
     assert cache.redis.gate_size == 3  # type: ignore[union-attr]
     await cache.redis.unlink(*keys)
     await ConnectionPool.get(small).close()
+
+
+async def test_ready_is_idempotent(settings: Settings) -> None:
+    conn = ConnectionPool.get()
+    await conn.ready()
+    await conn.ready()
+    assert conn.topology_loaded

@@ -154,7 +154,7 @@ async def test_cache_example_runs(
     cache = _instance(cls)
     globs = {**vars(module), **_exports(), "cache": cache}
     try:
-        failures = await run_examples(examples, globs, filename=name)
+        failures = await run_examples(examples, globs, filename=f"<{name}>")
     finally:
         close = getattr(cache, "close", None)
         if close is not None:

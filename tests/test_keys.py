@@ -127,3 +127,12 @@ def test_escape_cache_keeps_bools_apart_from_ints() -> None:
     assert escape(1) == "1"
     with pytest.raises(TypeError):
         escape(True)  # type: ignore[arg-type]
+
+
+def test_user_trade_seen_with_and_without_symbol_share_the_user_tag() -> None:
+    plain = keys.user_trade_seen(7, "binance", "t1")
+    scoped = keys.user_trade_seen(7, "binance", "t1", "BTC/USDT")
+    assert plain != scoped
+    assert (
+        plain.split(":")[2] == scoped.split(":")[2] == keys.user_trades(7, "binance").split(":")[2]
+    )
