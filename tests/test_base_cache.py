@@ -157,3 +157,19 @@ async def test_an_explicit_connection_is_shared_and_kept(standalone: Settings) -
     assert cache.settings is conn.settings
     assert cache._connection is conn
     assert await cache.ping() == "PONG"
+
+
+async def test_lua_scripts_are_built_once_per_client(settings: Settings) -> None:
+    source = "return ARGV[1]"
+    first, second = BaseCache(), BaseCache()
+    script = first._script(source)
+    assert first._script(source) is script
+    assert second._script(source) is script  # shared by every instance on that client
+    assert first._script("return 2") is not script
+    assert await script(keys=[], args=["x"]) == b"x"
+    # a new connection (the old one closed) has a new client: its own scripts
+    await ConnectionPool.close_loop()
+    rebuilt = first._script(source)
+    assert rebuilt is not script and rebuilt.registered_client is first.redis
+    assert await rebuilt(keys=[], args=["y"]) == b"y"
+    assert second._script(source) is rebuilt

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fullon_cache.codec import as_model, convert, decode, decode_any, encode
+from fullon_cache.codec import as_model, convert, decode, decode_all, decode_any, encode
 from fullon_cache.exceptions import CacheDataError
 from fullon_cache.models import (
     Balance,
@@ -190,6 +190,8 @@ def test_codec_errors() -> None:
         decode(b"{not json", Tick)
     with pytest.raises(CacheDataError):
         decode_any(b"{")
+    with pytest.raises(CacheDataError, match="stored list does not decode"):
+        decode_all([b"[1.0]", b"[oops]"], list[float])
     with pytest.raises(TypeError, match="cannot encode"):
         encode(object())
     with pytest.raises(TypeError):

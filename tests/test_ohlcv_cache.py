@@ -13,7 +13,7 @@ import pytest
 
 from fullon_cache.config import Settings
 from fullon_cache.embedded import EmbeddedServer, free_port
-from fullon_cache.exceptions import CacheConnectionError
+from fullon_cache.exceptions import CacheConnectionError, CacheDataError
 from fullon_cache.ohlcv_cache import TIMEFRAMES, OHLCVCache
 
 
@@ -79,6 +79,14 @@ async def test_bars_come_back_oldest_first(cache: OHLCVCache) -> None:
     assert await cache.get_latest_ohlcv_bars("ETH/USDT", "1d", 1) == [
         [86400.0, 1.0, 2.0, 0.0, 1.0, 5.0]
     ]
+
+
+async def test_a_corrupt_stored_bar_is_a_data_error(cache: OHLCVCache) -> None:
+    await cache.update_ohlcv_bars("BTC/USDT", "1m", [bar(0), bar(60)])
+    await cache.redis.zadd(cache.keys.ohlcv("BTC/USDT", "1m"), {b"[-60, oops]": -60})
+    with pytest.raises(CacheDataError, match="does not decode"):
+        await cache.get_latest_ohlcv_bars("BTC/USDT", "1m", 3)
+    assert await cache.get_latest_ohlcv_bars("BTC/USDT", "1m", 2) == [bar(0), bar(60)]
 
 
 async def test_same_timestamp_replaces_the_bar(cache: OHLCVCache) -> None:

@@ -103,7 +103,7 @@ class AccountCache(BaseCache):
     # -- internals -------------------------------------------------------------------
     async def _replace(self, account: str, key: str, fields: dict[str, bytes]) -> None:
         await self.redis.sadd(self.keys.account_index(), account)
-        script = self.redis.register_script(_REPLACE_LUA)
+        script = self._script(_REPLACE_LUA)
         await script(keys=[key], args=[item for pair in fields.items() for item in pair])
 
     async def _merge(self, account: str, key: str, fields: dict[str, bytes]) -> None:

@@ -20,11 +20,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, ClassVar, Self
+
+from redis.commands.core import AsyncScript
 
 from fullon_cache.codec import decode_any, encode
 from fullon_cache.config import Settings, get_settings
@@ -35,6 +38,12 @@ from fullon_cache.keys import Keys
 __all__ = ["BaseCache", "validate_timeout"]
 
 _SCAN_BATCH = 500
+
+# The Lua scripts of each client, by source: a redis-py Script hashes its source (SHA1)
+# when it is built, so it is built once per client, not once per call.
+_client_scripts: weakref.WeakKeyDictionary[Client, dict[str, AsyncScript]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def validate_timeout(timeout: float) -> float:
@@ -77,6 +86,7 @@ class BaseCache:
         self.logger = logging.getLogger(f"fullon.cache.{self.component}")
         self._fixed = connection
         self._bound: tuple[asyncio.AbstractEventLoop, Connection] | None = None
+        self._scripts: tuple[Client, dict[str, AsyncScript]] | None = None
         self.closed = False
 
     # -- connection ------------------------------------------------------------------
@@ -101,6 +111,31 @@ class BaseCache:
             True
         """
         return self._connection.client
+
+    def _script(self, source: str) -> AsyncScript:
+        """The redis-py Script of the Lua ``source`` on this loop's client, built (and its
+        SHA1 computed) once per client and source, shared by every cache instance.
+        ``await script(keys=[...], args=[...])`` sends EVALSHA (EVAL once if the server
+        does not know it yet).
+
+        Example:
+            >>> script = cache._script("return ARGV[1]")
+            >>> script is cache._script("return ARGV[1]")
+            True
+            >>> await script(keys=[], args=["hi"])
+            b'hi'
+        """
+        client = self.redis
+        scripts = self._scripts
+        if scripts is None or scripts[0] is not client:
+            by_source = _client_scripts.get(client)
+            if by_source is None:
+                by_source = _client_scripts[client] = {}
+            scripts = self._scripts = (client, by_source)
+        script = scripts[1].get(source)
+        if script is None:
+            script = scripts[1][source] = client.register_script(source)
+        return script
 
     @property
     def _cache(self) -> Self:

@@ -142,13 +142,13 @@ class BotCache(BaseCache):
         return max(1, math.ceil(lease * 1000))
 
     async def _acquire(self, keys: list[str], holder: str, lease_ms: int) -> int:
-        script = self.redis.register_script(_ACQUIRE)
+        script = self._script(_ACQUIRE)
         return int(await script(keys=keys, args=[holder, lease_ms]))
 
     async def _release(self, key: str, holder: str | None) -> bool:
         if holder is None:
             return bool(await self.redis.delete(key))
-        script = self.redis.register_script(_RELEASE)
+        script = self._script(_RELEASE)
         return bool(await script(keys=[key], args=[holder]))
 
     async def _holder(self, key: str) -> str | None:
@@ -228,7 +228,7 @@ class BotCache(BaseCache):
         _check_symbol(symbol)
         holder = _bot_text(bot_id)
         lease_ms = self._lease_ms(lease)
-        script = self.redis.register_script(_RENEW)
+        script = self._script(_RENEW)
         renewed = await script(keys=[self.keys.block(ex_id, symbol)], args=[holder, lease_ms])
         return bool(renewed)
 

@@ -12,14 +12,14 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
 import msgspec
 
 from fullon_cache.exceptions import CacheDataError
 
-__all__ = ["as_model", "check_json", "convert", "decode", "decode_any", "encode"]
+__all__ = ["as_model", "check_json", "convert", "decode", "decode_all", "decode_any", "encode"]
 
 T = TypeVar("T")
 
@@ -63,6 +63,21 @@ def decode(data: bytes | str, model: type[T]) -> T:
     """
     try:
         return _decoder(model).decode(data)
+    except msgspec.DecodeError as exc:
+        raise CacheDataError(f"stored {model.__name__} does not decode: {exc}") from exc
+
+
+def decode_all(items: Iterable[bytes | str], model: type[T]) -> list[T]:
+    """Decode a batch of stored values into ``model``, like :func:`decode` on each (the
+    decoder is looked up once for the batch, not once per value).
+
+    Example:
+        >>> decode_all([b"[1, 2]", b"[3]"], list[float])
+        [[1.0, 2.0], [3.0]]
+    """
+    decoder = _decoder(model).decode
+    try:
+        return [decoder(item) for item in items]
     except msgspec.DecodeError as exc:
         raise CacheDataError(f"stored {model.__name__} does not decode: {exc}") from exc
 

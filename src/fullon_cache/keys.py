@@ -258,9 +258,20 @@ class Keys:
         """Marker: the exchange is in :meth:`tick_exchanges` (same slot as its tickers)."""
         return self.key(CacheKey.TICK_EXCHANGES, exchange)
 
+    def tick_channel_prefix(self, exchange: str) -> str:
+        """What the channel of every symbol of one exchange starts with: a batch builds
+        its channels as ``prefix + escape(symbol)``, one key build per exchange.
+
+        Example:
+            >>> keys = Keys("n")
+            >>> keys.tick_channel_prefix("x") + escape("A/B:C") == keys.tick_channel("x", "A/B:C")
+            True
+        """
+        return self.key(CacheKey.TICK_CHANNEL, exchange) + ":"
+
     def tick_channel_pattern(self, exchange: str) -> str:
         """PSUBSCRIBE pattern matching the channel of every symbol of one exchange."""
-        return self.key(CacheKey.TICK_CHANNEL, exchange) + ":*"
+        return self.tick_channel_prefix(exchange) + "*"
 
     # -- accounts --------------------------------------------------------------------
     def balances(self, ex_id: str | int) -> str:

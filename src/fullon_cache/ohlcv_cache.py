@@ -22,7 +22,7 @@ from collections.abc import AsyncGenerator, Sequence
 from typing import Any, ClassVar, cast
 
 from fullon_cache.base_cache import BaseCache
-from fullon_cache.codec import decode, encode
+from fullon_cache.codec import decode, decode_all, encode
 from fullon_cache.connection import guarded
 from fullon_cache.exceptions import CacheDataError
 from fullon_cache.tick_cache import _listen
@@ -131,7 +131,7 @@ class OHLCVCache(BaseCache):
         ]
         for ts in sorted(by_ts):
             args += [repr(ts), encode(by_ts[ts])]
-        script = self.redis.register_script(_UPDATE)
+        script = self._script(_UPDATE)
         await script(keys=[self.keys.ohlcv(symbol, timeframe, exchange)], args=args)
 
     @guarded
@@ -155,7 +155,7 @@ class OHLCVCache(BaseCache):
             return []
         key = self.keys.ohlcv(symbol, timeframe, exchange)
         members = cast(list[bytes], await self.redis.zrange(key, -count, -1))
-        return [decode(member, list[float]) for member in members]
+        return decode_all(members, list[float])
 
     def stream_ohlcv_updates(
         self,

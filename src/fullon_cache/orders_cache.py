@@ -88,12 +88,11 @@ from collections.abc import Mapping
 from typing import Any, Final, Literal, overload
 
 import msgspec
-from redis.commands.core import AsyncScript
 
 from fullon_cache.base_cache import BaseCache, validate_timeout
 from fullon_cache.codec import as_model, decode, encode
 from fullon_cache.config import Settings
-from fullon_cache.connection import Client, Connection, guarded
+from fullon_cache.connection import Connection, guarded
 from fullon_cache.exceptions import CacheError
 from fullon_cache.models import Order
 
@@ -526,20 +525,8 @@ class OrdersCache(BaseCache):
         if s.ttl_order < 1:
             raise ValueError("CACHE_TTL_ORDER must be >= 1 second")
         self._visibility_ms = max(1, round(s.order_visibility_timeout * 1000))
-        self._script_client: Client | None = None
-        self._scripts: dict[str, AsyncScript] = {}
 
     # -- plumbing --------------------------------------------------------------------
-    def _script(self, name: str) -> AsyncScript:
-        client = self.redis
-        if client is not self._script_client:
-            self._script_client = client
-            self._scripts = {}
-        script = self._scripts.get(name)
-        if script is None:
-            script = self._scripts[name] = client.register_script(_SCRIPTS[name])
-        return script
-
     def _queue_keys(self, exchange: str) -> list[str]:
         return [
             self.keys.order_queue(exchange),
@@ -610,7 +597,7 @@ class OrdersCache(BaseCache):
             else:
                 # None when the entry was recovered (queued again) between the move and
                 # now: it is not ours any more, so keep waiting.
-                raw, deadline = await self._script("settle")(
+                raw, deadline = await self._script(_SCRIPTS["settle"])(
                     keys=keys[1:3], args=[moved, self._visibility_ms, mode, consumer]
                 )
         return raw, deadline
@@ -618,7 +605,7 @@ class OrdersCache(BaseCache):
     async def _take_now(
         self, exchange: str, keys: list[str], args: list[Any]
     ) -> tuple[bytes | None, int]:
-        raw, deadline, *counts = await self._script("take")(keys=keys, args=args)
+        raw, deadline, *counts = await self._script(_SCRIPTS["take"])(keys=keys, args=args)
         self._log_recovery(exchange, *counts)
         return raw, deadline
 
@@ -644,7 +631,7 @@ class OrdersCache(BaseCache):
         body = encode(_order(order))
         entry = _entry(uuid.uuid4().hex, body)
         keys = self._queue_keys(name)
-        length = await self._script("push")(
+        length = await self._script(_SCRIPTS["push"])(
             keys=keys[:2], args=[self.settings.max_list_length, entry]
         )
         if length < 0:
@@ -754,7 +741,7 @@ class OrdersCache(BaseCache):
         name = _ident("exchange", exchange)
         receipt = self._receipt(claim)
         keys = self._queue_keys(name)
-        return bool(await self._script("ack")(keys=keys[1:3], args=[receipt]))
+        return bool(await self._script(_SCRIPTS["ack"])(keys=keys[1:3], args=[receipt]))
 
     @guarded
     async def fail_order(
@@ -786,7 +773,7 @@ class OrdersCache(BaseCache):
         if not isinstance(retry, bool):
             raise TypeError("retry must be a bool")
         s = self.settings
-        outcome, dropped = await self._script("fail")(
+        outcome, dropped = await self._script(_SCRIPTS["fail"])(
             keys=self._queue_keys(name),
             args=[receipt, s.order_max_deliveries, s.max_list_length, error, int(retry)],
         )
@@ -820,7 +807,7 @@ class OrdersCache(BaseCache):
         name = _ident("exchange", exchange)
         receipt = self._receipt(claim)
         keys = self._queue_keys(name)
-        held, deadline = await self._script("settle")(
+        held, deadline = await self._script(_SCRIPTS["settle"])(
             keys=keys[1:3], args=[receipt, self._visibility_ms, "claim", claim.consumer]
         )
         if held is None:
@@ -840,7 +827,7 @@ class OrdersCache(BaseCache):
         """
         name = _ident("exchange", exchange)
         s = self.settings
-        requeued, buried, dropped = await self._script("recover")(
+        requeued, buried, dropped = await self._script(_SCRIPTS["recover"])(
             keys=self._queue_keys(name),
             args=[self._visibility_ms, s.order_max_deliveries, s.max_list_length],
         )
@@ -894,7 +881,7 @@ class OrdersCache(BaseCache):
         if limit is not None and limit < 0:
             raise ValueError("limit must be >= 0")
         queue, processing, _claims, dead = self._queue_keys(name)
-        moved = await self._script("replay")(
+        moved = await self._script(_SCRIPTS["replay"])(
             keys=[queue, processing, dead],
             args=[self.settings.max_list_length, -1 if limit is None else limit],
         )
@@ -1054,7 +1041,7 @@ class OrdersCache(BaseCache):
         for pairs in (fields, defaults):
             for field, value in pairs.items():
                 args += [field, encode(value)]
-        await self._script("save")(
+        await self._script(_SCRIPTS["save"])(
             keys=[self.keys.order(name, member), self.keys.order_index(name)], args=args
         )
         return True
@@ -1130,7 +1117,7 @@ class OrdersCache(BaseCache):
         index = self.keys.order_index(name)
         ids = await self._indexed_ids(name)
         keys = [index, *(self.keys.order(name, i) for i in ids)]
-        removed: int = await self._script("prune")(keys=keys, args=ids)
+        removed: int = await self._script(_SCRIPTS["prune"])(keys=keys, args=ids)
         return removed
 
     async def _indexed_ids(self, exchange: str) -> list[str]:

@@ -221,7 +221,7 @@ class ProcessCache(BaseCache):
 
     async def _touch(self, process_id: str, fields: list[str | bytes]) -> bool:
         now = repr(time.time())
-        script = self.redis.register_script(_TOUCH)
+        script = self._script(_TOUCH)
         key = self.keys.process(process_id)
         args = [self.settings.process_ttl, now, *fields]
         if not await script(keys=[key], args=args):
@@ -306,7 +306,7 @@ class ProcessCache(BaseCache):
         cutoff = time.time() - _positive(older_than_minutes, "older_than_minutes") * 60
         index = self.keys.process_index()
         ids = cast(list[bytes], await self.redis.zrangebyscore(index, "-inf", cutoff))
-        script = self.redis.register_script(_REAP)
+        script = self._script(_REAP)
         removed = 0
         for raw in ids:
             process_id = raw.decode()

@@ -39,7 +39,6 @@ import inspect
 import logging
 import math
 import time
-import weakref
 from collections.abc import (
     AsyncGenerator,
     Awaitable,
@@ -52,13 +51,12 @@ from decimal import ROUND_HALF_UP, Decimal
 from types import TracebackType
 from typing import Any, ClassVar, Self, cast
 
-from redis.commands.core import AsyncScript
-
 from fullon_cache.base_cache import BaseCache
 from fullon_cache.codec import as_model, decode, encode
 from fullon_cache.config import Settings
-from fullon_cache.connection import Client, Connection, guard, guarded
+from fullon_cache.connection import Connection, guard, guarded
 from fullon_cache.exceptions import CacheConnectionError, CacheDataError
+from fullon_cache.keys import escape
 from fullon_cache.models import Symbol, Tick
 from fullon_cache.near_cache import NearCache, near_for
 
@@ -94,16 +92,7 @@ end
 return unindexed
 """
 
-_scripts: weakref.WeakKeyDictionary[Client, AsyncScript] = weakref.WeakKeyDictionary()
-
 _DATA_MESSAGES = ("message", "pmessage")
-
-
-def _script(client: Client) -> AsyncScript:
-    script = _scripts.get(client)
-    if script is None:
-        script = _scripts[client] = client.register_script(_SET_TICKS)
-    return script
 
 
 def _text(name: str, value: object) -> str:
@@ -321,7 +310,7 @@ class TickCache(BaseCache):
         groups: dict[str, list[Tick]] = {}
         for tick in ticks:
             groups.setdefault(tick.exchange, []).append(tick)
-        script = _script(self.redis)
+        script = self._script(_SET_TICKS)
         index = self.keys.tick_exchanges()
         if not self._connection.is_cluster:
             keys: list[str] = []
@@ -355,8 +344,10 @@ class TickCache(BaseCache):
 
     def _group_args(self, exchange: str, ticks: list[Tick]) -> list[bytes | str | int]:
         args: list[bytes | str | int] = [exchange, len(ticks)]
+        channel = self.keys.tick_channel_prefix(exchange)  # + escape(symbol): tick_channel
         for tick in ticks:
-            args += [tick.symbol, encode(tick), self.keys.tick_channel(exchange, tick.symbol)]
+            symbol = tick.symbol
+            args += (symbol, encode(tick), channel + escape(symbol))
         return args
 
     async def update_ticker(

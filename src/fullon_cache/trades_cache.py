@@ -46,7 +46,7 @@ import msgspec
 from redis.exceptions import RedisError
 
 from fullon_cache.base_cache import BaseCache
-from fullon_cache.codec import as_model, decode, encode
+from fullon_cache.codec import as_model, decode, decode_all, encode
 from fullon_cache.connection import guarded
 from fullon_cache.exceptions import CacheDataError, CacheError
 from fullon_cache.keys import normalize_symbol
@@ -178,7 +178,7 @@ class TradesCache(BaseCache):
             marker, ttl = self.keys.trade_push(tag, token), _CALL_TTL
         else:
             marker, ttl = seen_key, window
-        script = self.redis.register_script(_PUSH_LUA)
+        script = self._script(_PUSH_LUA)
         cap = self.settings.max_list_length
         result = await script(keys=[list_key, marker], args=[encode(model), cap, ttl, token])
         if result == -1:
@@ -197,8 +197,12 @@ class TradesCache(BaseCache):
         """Decode stored trades, oldest first (lists hold newest first). An entry that
         does not decode is logged with its bytes and skipped, so one corrupt entry
         never costs the valid trades of a drained batch."""
+        ordered = list(raws)
+        ordered.reverse()
+        with contextlib.suppress(CacheDataError):
+            return decode_all(ordered, Trade)  # every entry decodes: the usual case
         trades: list[Trade] = []
-        for raw in reversed(list(raws)):
+        for raw in ordered:
             try:
                 trades.append(decode(raw, Trade))
             except CacheDataError as exc:
@@ -263,7 +267,7 @@ class TradesCache(BaseCache):
         exchange, symbol = _name(exchange, "exchange"), _name(symbol, "symbol")
         key = self.keys.trades(exchange, symbol)
         batch = self.keys.trade_drain(exchange, symbol, uuid.uuid4().hex)
-        script = self.redis.register_script(_DRAIN_LUA)
+        script = self._script(_DRAIN_LUA)
         raws: list[bytes] = await script(keys=[key, batch], args=[_CALL_TTL])
         if raws:
             # The batch is ours now; if this clean-up fails its TTL removes it.
