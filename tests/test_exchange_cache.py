@@ -15,8 +15,10 @@ from fullon_cache.config import Settings
 from fullon_cache.exchange_cache import ExchangeCache
 from fullon_cache.keys import CacheKey
 from fullon_cache.models import CatExchange, Exchange
+from fullon_cache.near_cache import NearCache
 from fullon_cache.pg_source import PostgresSource
 from fullon_cache.read_through import SourceError
+from near_support import near_fixture, until_hit, until_read  # noqa: F401
 from pg_support import PgServer, pg_dsn, pg_server  # noqa: F401
 
 MAIN = Exchange(ex_id=10, uid=1, cat_ex_id=1, name="main")
@@ -353,3 +355,79 @@ async def test_a_failing_database_raises_source_error(
                 await call
         assert await cache.get_keys() == []
         assert cache._connection.breaker.state == "closed"
+
+
+# --------------------------------------------------------------------------- near cache
+
+NEAR = Exchange(ex_id=7, uid=1, cat_ex_id=1, name="main")
+
+
+async def test_near_cache_serves_hits_in_process(near: NearCache) -> None:
+    cache = ExchangeCache(near_cache=near)
+    await cache.add_exchange(NEAR)
+    first = await until_hit(near, lambda: cache.get_exchange(7))
+    second = await until_hit(near, lambda: cache.get_exchange(7))
+    assert first == second == NEAR
+    assert first is not second  # the reply is held, each caller gets its own Exchange
+    assert await until_hit(near, lambda: cache.get_exchange(8)) is None  # misses too
+
+
+async def test_near_cache_reads_its_own_writes_at_once(near: NearCache) -> None:
+    cache = ExchangeCache(near_cache=near)
+    await cache.add_exchange(NEAR)
+    await until_hit(near, lambda: cache.get_exchange(7))
+    await cache.update_exchange(msgspec.structs.replace(NEAR, name="renamed"))
+    found = await cache.get_exchange(7)
+    assert found is not None and found.name == "renamed"
+    await until_hit(near, lambda: cache.get_exchange(7))
+    assert await cache.delete_exchange(7)
+    assert await cache.get_exchange(7) is None
+    await cache.add_exchange(NEAR)
+    await until_hit(near, lambda: cache.get_exchange(7))
+    await cache.invalidate_cache(ex_id=7)
+    assert await cache.get_exchange(7) is None
+    await cache.add_exchange(NEAR)
+    await until_hit(near, lambda: cache.get_exchange(7))
+    await cache.invalidate_cache()  # every exchange, found by SCAN
+    assert await cache.get_exchange(7) is None
+
+
+async def test_near_cache_sees_writes_of_other_clients(
+    near: NearCache, standalone: Settings
+) -> None:
+    cache = ExchangeCache(near_cache=near)
+    other = ExchangeCache(settings=standalone)  # no near cache: another process, say
+    await other.add_exchange(NEAR)
+    assert await until_hit(near, lambda: cache.get_exchange(7)) == NEAR
+    await other.update_exchange(msgspec.structs.replace(NEAR, active=False))
+    found = await until_read(
+        lambda: cache.get_exchange(7), lambda e: e is not None and not e.active
+    )
+    assert found.active is False
+    await until_hit(near, lambda: cache.get_exchange(7))
+    await other.delete_exchange(7)
+    assert await until_read(lambda: cache.get_exchange(7), lambda e: e is None) is None
+
+
+async def test_near_cache_not_live_is_bypassed(standalone: Settings) -> None:
+    closed = NearCache()
+    await closed.close()  # its invalidation connection never comes up
+    cache = ExchangeCache(near_cache=closed)
+    other = ExchangeCache()
+    await other.add_exchange(NEAR)
+    assert await cache.get_exchange(7) == NEAR
+    await other.update_exchange(msgspec.structs.replace(NEAR, name="now"))
+    found = await cache.get_exchange(7)
+    assert found is not None and found.name == "now"  # read from Redis, at once
+    assert closed.hits == 0 and len(closed) == 0
+
+
+async def test_shared_near_cache_of_the_connection(standalone: Settings) -> None:
+    cache = ExchangeCache(near_cache=True)
+    await cache.add_exchange(NEAR)
+    shared = NearCache.shared(cache._connection)
+    try:
+        assert await shared.wait_live()
+        assert await until_hit(shared, lambda: cache.get_exchange(7)) == NEAR
+    finally:
+        await shared.close()

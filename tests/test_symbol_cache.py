@@ -11,11 +11,15 @@ import msgspec
 import pytest
 
 from fullon_cache.config import Settings
+from fullon_cache.connection import ConnectionPool
+from fullon_cache.embedded import EmbeddedServer
 from fullon_cache.keys import CacheKey
 from fullon_cache.models import CatExchange, Exchange, Symbol
+from fullon_cache.near_cache import NearCache
 from fullon_cache.pg_source import PostgresSource
 from fullon_cache.read_through import SourceError
 from fullon_cache.symbol_cache import SymbolCache
+from near_support import DEADLINE, near_fixture, until, until_hit, until_read  # noqa: F401
 from pg_support import PgServer, pg_dsn, pg_server  # noqa: F401
 
 BTC = Symbol(symbol="BTC/USDT", cat_ex_id=1, exchange_name="binance", base="BTC", quote="USDT")
@@ -369,3 +373,107 @@ async def test_a_failing_database_raises_source_error_and_caches_nothing(
         assert await cache.get_keys() == []
         assert cache._connection.breaker.state == "closed"  # Redis is fine
         assert await cache.ping() == "PONG"
+
+
+# --------------------------------------------------------------------------- near cache
+
+
+async def test_near_cache_serves_hits_in_process(near: NearCache) -> None:
+    cache = SymbolCache(near_cache=near)
+    await cache.add_symbol(BTC)
+
+    async def btc() -> Symbol | None:
+        return await cache.get_symbol("BTC/USDT", "binance")
+
+    first = await until_hit(near, btc)
+    second = await until_hit(near, btc)
+    assert first == second == BTC
+    assert first is not second  # the reply is held, each caller gets its own Symbol
+    # an unknown symbol is held as well, and the catalog-id lookup is its own entry
+    assert await until_hit(near, lambda: cache.get_symbol("DOGE/USDT", cat_ex_id=1)) is None
+    assert await until_hit(near, lambda: cache.get_symbol("BTC/USDT", cat_ex_id=1)) == BTC
+
+
+async def test_near_cache_reads_its_own_writes_at_once(near: NearCache) -> None:
+    cache = SymbolCache(near_cache=near)
+    await cache.add_symbol(BTC)
+    await until_hit(near, lambda: cache.get_symbol("BTC/USDT", cat_ex_id=1))
+    await cache.update_symbol(msgspec.structs.replace(BTC, decimals=4))
+    found = await cache.get_symbol("BTC/USDT", cat_ex_id=1)
+    assert found is not None and found.decimals == 4
+    await until_hit(near, lambda: cache.get_symbol("BTC/USDT", "binance"))
+    assert await cache.delete_symbol("BTC/USDT", "binance")
+    assert await cache.get_symbol("BTC/USDT", "binance") is None
+    assert await cache.get_symbol("BTC/USDT", cat_ex_id=1) is None
+
+
+async def test_near_cache_sees_writes_of_other_clients(
+    near: NearCache, standalone: Settings
+) -> None:
+    cache = SymbolCache(near_cache=near)
+    other = SymbolCache(settings=standalone)  # no near cache: another process, say
+    await other.add_symbol(BTC)
+
+    async def btc() -> Symbol | None:
+        return await cache.get_symbol("BTC/USDT", "binance")
+
+    assert await until_hit(near, btc) == BTC
+    await other.update_symbol(msgspec.structs.replace(BTC, decimals=2))
+    found = await until_read(btc, lambda s: s is not None and s.decimals == 2)
+    assert found.decimals == 2
+    # a raw write from outside the library too: the server tracks the key itself
+    await until_hit(near, btc)
+    changed = msgspec.structs.replace(BTC, decimals=6)
+    await other.redis.hset(cache.keys.symbols("binance"), "BTC/USDT", msgspec.json.encode(changed))
+    assert (await until_read(btc, lambda s: s is not None and s.decimals == 6)) == changed
+    await until_hit(near, btc)
+    await other.delete_symbol("BTC/USDT", "binance")
+    assert await until_read(btc, lambda s: s is None) is None
+
+
+async def test_near_cache_not_live_is_bypassed(standalone: Settings) -> None:
+    near = NearCache()
+    await near.close()  # its invalidation connection never comes up
+    cache = SymbolCache(near_cache=near)
+    other = SymbolCache()
+    await other.add_symbol(BTC)
+    assert await cache.get_symbol("BTC/USDT", "binance") == BTC
+    await other.update_symbol(msgspec.structs.replace(BTC, decimals=1))
+    found = await cache.get_symbol("BTC/USDT", "binance")
+    assert found is not None and found.decimals == 1  # read from Redis, at once
+    assert near.hits == 0 and len(near) == 0
+
+
+async def test_near_cache_holds_nothing_across_an_outage(own_server: EmbeddedServer) -> None:
+    settings = Settings(
+        port=own_server.port,
+        namespace="near-symbols",
+        retry_attempts=3,
+        breaker_threshold=0,
+        socket_timeout=1.0,
+        socket_connect_timeout=1.0,
+        retry_backoff=0.01,
+        retry_backoff_cap=0.05,
+    )
+    near = NearCache(settings=settings, health_interval=0.1)
+    cache = SymbolCache(settings=settings, near_cache=near)
+    try:
+        assert await near.wait_live()
+        await cache.add_symbol(BTC)
+        await until_hit(near, lambda: cache.get_symbol("BTC/USDT", "binance"))
+        own_server.kill()
+        await until(lambda: not near.live, "the near cache to go down")
+        assert len(near) == 0
+        own_server.restart()
+        # the restarted server is empty: whether the near cache is back or not yet,
+        # what it held before the outage is never served
+        assert await cache.get_symbol("BTC/USDT", "binance") is None
+        await cache.add_symbol(msgspec.structs.replace(BTC, decimals=3))
+        found = await cache.get_symbol("BTC/USDT", "binance")
+        assert found is not None and found.decimals == 3
+        assert await near.wait_live(timeout=DEADLINE)
+        found = await until_hit(near, lambda: cache.get_symbol("BTC/USDT", "binance"))
+        assert found.decimals == 3
+    finally:
+        await near.close()
+        await ConnectionPool.close_loop()

@@ -38,6 +38,7 @@ from fullon_cache.config import Settings
 from fullon_cache.connection import Connection, guarded
 from fullon_cache.keys import CacheKey
 from fullon_cache.models import CatExchange, Exchange
+from fullon_cache.near_cache import NearCache, near_for
 from fullon_cache.read_through import (
     MetadataSource,
     check_source,
@@ -71,7 +72,10 @@ def _queue_id(ex_id: object) -> str | int:
 class ExchangeCache(BaseCache):
     """User exchanges (by id, by user, by name), the exchange catalog, and websocket
     error queues. ``source`` is optional: without one the cache answers only what was
-    added.
+    added. ``near_cache=True`` (or a :class:`~fullon_cache.near_cache.NearCache`):
+    answers of :meth:`get_exchange` are served in process until the server reports a
+    change of that exchange's key (any writer, any process, its TTL) or of its
+    remembered miss.
 
     Example:
         >>> await cache.add_exchange(Exchange(ex_id=7, uid=1, cat_ex_id=1, name="main"))
@@ -88,9 +92,18 @@ class ExchangeCache(BaseCache):
         settings: Settings | None = None,
         connection: Connection | None = None,
         source: MetadataSource | None = None,
+        near_cache: bool | NearCache = False,
     ) -> None:
         super().__init__(settings=settings, connection=connection)
         self.source = check_source(source)
+        self.near_cache = near_cache
+
+    def _invalidate(self, *keys: str) -> None:
+        """Drop what the near cache read from ``keys`` (a write of this process is read
+        at once; other processes learn it from the server)."""
+        near = near_for(self.near_cache, self)
+        if near is not None:
+            near.invalidate(*keys)
 
     def _flight(self, *parts: Hashable) -> tuple[Hashable, ...]:
         return (self.settings, id(self.source), *parts)
@@ -100,13 +113,17 @@ class ExchangeCache(BaseCache):
     ) -> None:
         ttl = ttl or self.settings.ttl_exchange
         touched: set[str] = set()
+        written: list[str] = []  # what a near cache may hold: each exchange and its miss
         async with self.redis.pipeline(transaction=False) as pipe:
             for exchange in exchanges:
                 assert exchange.ex_id is not None
                 assert exchange.uid is not None
                 data = encode(exchange)
-                pipe.set(self.keys.exchange(exchange.ex_id), data, ex=ttl)
-                pipe.delete(self.keys.read_through_miss(CacheKey.EXCHANGE, exchange.ex_id))
+                own = self.keys.exchange(exchange.ex_id)
+                miss = self.keys.read_through_miss(CacheKey.EXCHANGE, exchange.ex_id)
+                pipe.set(own, data, ex=ttl)
+                pipe.delete(miss)
+                written += (own, miss)
                 key = self.keys.user_exchanges(exchange.uid)
                 pipe.hset(key, str(exchange.ex_id), data)
                 touched.add(key)
@@ -116,6 +133,7 @@ class ExchangeCache(BaseCache):
             for key in sorted(touched):
                 pipe.expire(key, ttl)
             await pipe.execute()
+        self._invalidate(*written)
 
     async def _user_list(self, key: str) -> tuple[bool, list[Exchange]]:
         raw: dict[bytes | str, bytes | str] = await self.redis.hgetall(key)
@@ -141,15 +159,23 @@ class ExchangeCache(BaseCache):
         key = self.keys.exchange(ex_id)
         miss = self.keys.read_through_miss(CacheKey.EXCHANGE, ex_id)
         source = self.source
+        near = near_for(self.near_cache, self)
 
-        async def read() -> tuple[bool, Exchange | None]:
+        async def fetch() -> tuple[bytes | None, bool]:
             async with self.redis.pipeline(transaction=False) as pipe:
                 pipe.get(key)
                 pipe.exists(miss)
                 raw, missed = await pipe.execute()
+            return raw, bool(missed)
+
+        async def read() -> tuple[bool, Exchange | None]:
+            if near is None:
+                raw, missed = await fetch()
+            else:  # the reply (bytes) is kept, never the mutable Exchange
+                raw, missed = await near.fetch(("exchange", key), (key, miss), fetch)
             if raw is not None:
                 return True, decode(raw, Exchange)
-            return bool(missed), None
+            return missed, None
 
         async def load() -> Exchange | None:
             assert source is not None
@@ -159,6 +185,7 @@ class ExchangeCache(BaseCache):
         async def store(value: Exchange | None) -> Exchange | None:
             if value is None:
                 await self.redis.set(miss, b"1", ex=self.settings.negative_ttl)
+                self._invalidate(miss)
             else:
                 await self._write([value])
             return value
@@ -292,6 +319,7 @@ class ExchangeCache(BaseCache):
             for user in sorted(uids):
                 pipe.hdel(self.keys.user_exchanges(user), str(ex_id))
             removed = await pipe.execute()
+        self._invalidate(key)
         return bool(sum(removed) > 0)
 
     # -- catalog ---------------------------------------------------------------------
@@ -412,6 +440,7 @@ class ExchangeCache(BaseCache):
             for name in names:
                 pipe.delete(name)
             await pipe.execute()
+        self._invalidate(*names)
 
     async def invalidate(
         self, ex_id: int | str | None = None, uid: int | str | None = None
@@ -433,10 +462,14 @@ class ExchangeCache(BaseCache):
             async for key in self._scan(pattern):
                 batch.append(key)
                 if len(batch) >= _SCAN_BATCH:
-                    await self.redis.unlink(*batch)
+                    await self._unlink(batch)
                     batch.clear()
             if batch:
-                await self.redis.unlink(*batch)
+                await self._unlink(batch)
+
+    async def _unlink(self, keys: list[bytes]) -> None:
+        await self.redis.unlink(*keys)
+        self._invalidate(*(key.decode() for key in keys))
 
     # -- websocket errors ------------------------------------------------------------
     @guarded

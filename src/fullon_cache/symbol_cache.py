@@ -37,6 +37,7 @@ from fullon_cache.config import Settings
 from fullon_cache.connection import Connection, guarded
 from fullon_cache.keys import CacheKey
 from fullon_cache.models import Symbol
+from fullon_cache.near_cache import NearCache, near_for
 from fullon_cache.read_through import (
     MetadataSource,
     check_source,
@@ -76,6 +77,9 @@ class SymbolCache(BaseCache):
     """Symbols per exchange (by name and by catalog id), read through from a source.
 
     ``source`` is optional: without one the cache answers only what was added.
+    ``near_cache=True`` (or a :class:`~fullon_cache.near_cache.NearCache`): answers of
+    :meth:`get_symbol` are served in process until the server reports a change of the
+    exchange's symbols (any writer, any process, or their TTL) or of the remembered miss.
 
     Example:
         >>> await cache.add_symbol(Symbol(symbol="ETH/USDT", cat_ex_id=1, exchange_name="binance"))
@@ -92,9 +96,11 @@ class SymbolCache(BaseCache):
         settings: Settings | None = None,
         connection: Connection | None = None,
         source: MetadataSource | None = None,
+        near_cache: bool | NearCache = False,
     ) -> None:
         super().__init__(settings=settings, connection=connection)
         self.source = check_source(source)
+        self.near_cache = near_cache
 
     # -- helpers ---------------------------------------------------------------------
     def _list_key(self, scope: Scope) -> str:
@@ -110,6 +116,13 @@ class SymbolCache(BaseCache):
             return self.keys.read_through_miss(CacheKey.SYMBOLS, name, symbol)
         assert cat is not None
         return self.keys.read_through_miss(CacheKey.SYMBOLS_BY_CAT, cat, symbol)
+
+    def _invalidate(self, *keys: str) -> None:
+        """Drop what the near cache read from ``keys`` (a write of this process is read
+        at once; other processes learn it from the server)."""
+        near = near_for(self.near_cache, self)
+        if near is not None:
+            near.invalidate(*keys)
 
     def _flight(self, *parts: Hashable) -> tuple[Hashable, ...]:
         return (self.settings, id(self.source), *parts)
@@ -128,18 +141,21 @@ class SymbolCache(BaseCache):
     async def _write(self, symbols: list[Symbol], complete: str | None = None) -> None:
         ttl = self.settings.ttl_symbol if symbols else self.settings.negative_ttl
         touched: set[str] = set()
+        misses: list[str] = []
         async with self.redis.pipeline(transaction=False) as pipe:
             for symbol in symbols:
                 data = encode(symbol)
                 if symbol.exchange_name is not None:
                     key = self.keys.symbols(symbol.exchange_name)
                     pipe.hset(key, symbol.symbol, data)
-                    pipe.delete(self._miss_key((symbol.exchange_name, None), symbol.symbol))
+                    misses.append(self._miss_key((symbol.exchange_name, None), symbol.symbol))
+                    pipe.delete(misses[-1])
                     touched.add(key)
                 if symbol.cat_ex_id is not None:
                     key = self.keys.symbols_by_cat(symbol.cat_ex_id)
                     pipe.hset(key, symbol.symbol, data)
-                    pipe.delete(self._miss_key((None, symbol.cat_ex_id), symbol.symbol))
+                    misses.append(self._miss_key((None, symbol.cat_ex_id), symbol.symbol))
+                    pipe.delete(misses[-1])
                     touched.add(key)
             if complete is not None:
                 pipe.hset(complete, _COMPLETE, str(time.time()))
@@ -147,6 +163,7 @@ class SymbolCache(BaseCache):
             for key in sorted(touched):
                 pipe.expire(key, ttl)
             await pipe.execute()
+        self._invalidate(*touched, *misses)
 
     # -- reads -----------------------------------------------------------------------
     @guarded
@@ -175,15 +192,23 @@ class SymbolCache(BaseCache):
         key = self._list_key(scope)
         miss = self._miss_key(scope, symbol)
         source = self.source
+        near = near_for(self.near_cache, self)
 
-        async def read() -> tuple[bool, Symbol | None]:
+        async def fetch() -> tuple[bytes | None, bool]:
             async with self.redis.pipeline(transaction=False) as pipe:
                 pipe.hget(key, symbol)
                 pipe.exists(miss)
                 raw, missed = await pipe.execute()
+            return raw, bool(missed)
+
+        async def read() -> tuple[bool, Symbol | None]:
+            if near is None:
+                raw, missed = await fetch()
+            else:  # the reply (bytes) is kept, never the mutable Symbol
+                raw, missed = await near.fetch(("symbol", key, symbol), (key, miss), fetch)
             if raw is not None:
                 return True, decode(raw, Symbol)
-            return bool(missed), None
+            return missed, None
 
         async def load() -> Symbol | None:
             assert source is not None
@@ -193,6 +218,7 @@ class SymbolCache(BaseCache):
         async def store(value: Symbol | None) -> Symbol | None:
             if value is None:
                 await self.redis.set(miss, b"1", ex=self.settings.negative_ttl)
+                self._invalidate(miss)
             else:
                 await self._write([value])
             return value
@@ -343,10 +369,15 @@ class SymbolCache(BaseCache):
 
         if exchange is not None:
             await self.redis.hdel(self.keys.tickers(exchange), name)
+            self._invalidate(self.keys.tickers(exchange))
+        written: list[str] = []
+        if exchange is not None:
+            written.append(self.keys.symbols(exchange))
+        if cat is not None:
+            written.append(self.keys.symbols_by_cat(cat))
         async with self.redis.pipeline(transaction=False) as pipe:
-            if exchange is not None:
-                pipe.hdel(self.keys.symbols(exchange), name)
-            if cat is not None:
-                pipe.hdel(self.keys.symbols_by_cat(cat), name)
+            for key in written:
+                pipe.hdel(key, name)
             removed = await pipe.execute()
+        self._invalidate(*written)
         return bool(sum(removed) > 0)
