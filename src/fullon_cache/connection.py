@@ -338,9 +338,22 @@ class Connection:
 
         The client side allows ``server_wait + socket_timeout`` before giving up, so a
         dead connection raises :class:`CacheTimeoutError` instead of hanging.
+
+        The command runs as its own task and is cancelled (its connection dropped by
+        redis-py) when the deadline passes; the caller's task is never cancelled, so a
+        cancellation pending on it from elsewhere cannot be mistaken for the deadline.
         """
-        async with asyncio.timeout(server_wait + self.settings.socket_timeout):
-            return await awaitable
+        deadline = server_wait + self.settings.socket_timeout
+        task = asyncio.ensure_future(awaitable)
+        try:
+            await asyncio.wait({task}, timeout=deadline)
+        finally:
+            if not task.done():
+                task.cancel()
+                await asyncio.wait({task}, timeout=self.settings.socket_timeout)
+        if not task.done() or task.cancelled():
+            raise TimeoutError(f"no reply within {deadline:g}s")
+        return task.result()
 
     async def wait_for_replicas(self, key: str) -> int:
         """After a critical write to ``key``: wait until ``FULLON_CACHE_WAIT_REPLICAS``

@@ -54,7 +54,6 @@ Example:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import weakref
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any, ClassVar, Final, TypeVar, cast
@@ -195,9 +194,11 @@ class NearCache(BaseCache):
             True
         """
         self.start()
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout):
-                await self._live_event.wait()
+        waiter = asyncio.ensure_future(self._live_event.wait())
+        try:
+            await asyncio.wait({waiter}, timeout=timeout)
+        finally:
+            waiter.cancel()
         return self._live
 
     async def close(self) -> None:
