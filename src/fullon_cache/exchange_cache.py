@@ -29,19 +29,15 @@ Example:
 from __future__ import annotations
 
 import time
-from collections.abc import Hashable
 from typing import Any
 
-from fullon_cache.base_cache import BaseCache
 from fullon_cache.codec import as_model, decode, encode
-from fullon_cache.config import Settings
-from fullon_cache.connection import Connection, guarded
+from fullon_cache.connection import guarded
 from fullon_cache.keys import CacheKey
 from fullon_cache.models import CatExchange, Exchange
-from fullon_cache.near_cache import NearCache, near_for
+from fullon_cache.near_cache import near_for
 from fullon_cache.read_through import (
-    MetadataSource,
-    check_source,
+    ReadThroughCache,
     int_id,
     read_through,
     text_id,
@@ -69,7 +65,7 @@ def _queue_id(ex_id: object) -> str | int:
     return int_id(ex_id, "ex_id")
 
 
-class ExchangeCache(BaseCache):
+class ExchangeCache(ReadThroughCache):
     """User exchanges (by id, by user, by name), the exchange catalog, and websocket
     error queues. ``source`` is optional: without one the cache answers only what was
     added. ``near_cache=True`` (or a :class:`~fullon_cache.near_cache.NearCache`):
@@ -85,28 +81,6 @@ class ExchangeCache(BaseCache):
     """
 
     component = "exchange"
-
-    def __init__(
-        self,
-        *,
-        settings: Settings | None = None,
-        connection: Connection | None = None,
-        source: MetadataSource | None = None,
-        near_cache: bool | NearCache = False,
-    ) -> None:
-        super().__init__(settings=settings, connection=connection)
-        self.source = check_source(source)
-        self.near_cache = near_cache
-
-    def _invalidate(self, *keys: str) -> None:
-        """Drop what the near cache read from ``keys`` (a write of this process is read
-        at once; other processes learn it from the server)."""
-        near = near_for(self.near_cache, self)
-        if near is not None:
-            near.invalidate(*keys)
-
-    def _flight(self, *parts: Hashable) -> tuple[Hashable, ...]:
-        return (self.settings, id(self.source), *parts)
 
     async def _write(
         self, exchanges: list[Exchange], complete: str | None = None, ttl: int | None = None

@@ -50,11 +50,16 @@ import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Hashable
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
+from fullon_cache.base_cache import BaseCache
+from fullon_cache.config import Settings
+from fullon_cache.connection import Connection
 from fullon_cache.exceptions import CacheError
 from fullon_cache.models import CatExchange, Exchange, Symbol
+from fullon_cache.near_cache import NearCache, near_for
 
 __all__ = [
     "MetadataSource",
+    "ReadThroughCache",
     "SingleFlight",
     "SourceError",
     "check_source",
@@ -307,3 +312,36 @@ async def read_through(
         return await store(loaded)
 
     return await single_flight().run(key, fill)
+
+
+class ReadThroughCache(BaseCache):
+    """What SymbolCache and ExchangeCache share: an optional :class:`MetadataSource`
+    to fill misses from, an opt-in near cache, and the single-flight key of a load.
+
+    Example:
+        >>> cache = ReadThroughCache()
+        >>> cache.source is None, cache.near_cache
+        (True, False)
+    """
+
+    def __init__(
+        self,
+        *,
+        settings: Settings | None = None,
+        connection: Connection | None = None,
+        source: MetadataSource | None = None,
+        near_cache: bool | NearCache = False,
+    ) -> None:
+        super().__init__(settings=settings, connection=connection)
+        self.source = check_source(source)
+        self.near_cache = near_cache
+
+    def _invalidate(self, *keys: str) -> None:
+        """Drop what the near cache read from ``keys`` (a write of this process is read
+        at once; other processes learn it from the server)."""
+        near = near_for(self.near_cache, self)
+        if near is not None:
+            near.invalidate(*keys)
+
+    def _flight(self, *parts: Hashable) -> tuple[Hashable, ...]:
+        return (self.settings, id(self.source), *parts)

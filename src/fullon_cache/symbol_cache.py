@@ -28,19 +28,15 @@ Example:
 from __future__ import annotations
 
 import time
-from collections.abc import Hashable
 from typing import Any
 
-from fullon_cache.base_cache import BaseCache
 from fullon_cache.codec import as_model, decode, encode
-from fullon_cache.config import Settings
-from fullon_cache.connection import Connection, guarded
+from fullon_cache.connection import guarded
 from fullon_cache.keys import CacheKey
 from fullon_cache.models import Symbol
-from fullon_cache.near_cache import NearCache, near_for
+from fullon_cache.near_cache import near_for
 from fullon_cache.read_through import (
-    MetadataSource,
-    check_source,
+    ReadThroughCache,
     int_id,
     read_through,
     text_id,
@@ -73,7 +69,7 @@ def _checked(symbol: Any) -> Symbol:
     return model
 
 
-class SymbolCache(BaseCache):
+class SymbolCache(ReadThroughCache):
     """Symbols per exchange (by name and by catalog id), read through from a source.
 
     ``source`` is optional: without one the cache answers only what was added.
@@ -90,18 +86,6 @@ class SymbolCache(BaseCache):
 
     component = "symbol"
 
-    def __init__(
-        self,
-        *,
-        settings: Settings | None = None,
-        connection: Connection | None = None,
-        source: MetadataSource | None = None,
-        near_cache: bool | NearCache = False,
-    ) -> None:
-        super().__init__(settings=settings, connection=connection)
-        self.source = check_source(source)
-        self.near_cache = near_cache
-
     # -- helpers ---------------------------------------------------------------------
     def _list_key(self, scope: Scope) -> str:
         name, cat = scope
@@ -116,16 +100,6 @@ class SymbolCache(BaseCache):
             return self.keys.read_through_miss(CacheKey.SYMBOLS, name, symbol)
         assert cat is not None
         return self.keys.read_through_miss(CacheKey.SYMBOLS_BY_CAT, cat, symbol)
-
-    def _invalidate(self, *keys: str) -> None:
-        """Drop what the near cache read from ``keys`` (a write of this process is read
-        at once; other processes learn it from the server)."""
-        near = near_for(self.near_cache, self)
-        if near is not None:
-            near.invalidate(*keys)
-
-    def _flight(self, *parts: Hashable) -> tuple[Hashable, ...]:
-        return (self.settings, id(self.source), *parts)
 
     @staticmethod
     def _fill(found: Any, scope: Scope) -> Symbol:
