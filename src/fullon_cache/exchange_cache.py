@@ -37,6 +37,7 @@ from fullon_cache.keys import CacheKey
 from fullon_cache.models import CatExchange, Exchange
 from fullon_cache.near_cache import near_for
 from fullon_cache.read_through import (
+    COMPLETE,
     ReadThroughCache,
     int_id,
     read_through,
@@ -45,8 +46,6 @@ from fullon_cache.read_through import (
 
 __all__ = ["ExchangeCache"]
 
-_COMPLETE = ""  # hash field: the list was loaded whole from the source
-_COMPLETE_FIELD = _COMPLETE.encode()
 _SCAN_BATCH = 500
 
 
@@ -102,7 +101,7 @@ class ExchangeCache(ReadThroughCache):
                 pipe.hset(key, str(exchange.ex_id), data)
                 touched.add(key)
             if complete is not None:
-                pipe.hset(complete, _COMPLETE, str(time.time()))
+                pipe.hset(complete, COMPLETE, str(time.time()))
                 touched.add(complete)
             for key in sorted(touched):
                 pipe.expire(key, ttl)
@@ -110,10 +109,7 @@ class ExchangeCache(ReadThroughCache):
         self._invalidate(*written)
 
     async def _user_list(self, key: str) -> tuple[bool, list[Exchange]]:
-        raw: dict[bytes | str, bytes | str] = await self.redis.hgetall(key)
-        found = [decode(v, Exchange) for f, v in raw.items() if f != _COMPLETE_FIELD]
-        found.sort(key=lambda e: e.ex_id or 0)
-        return _COMPLETE_FIELD in raw, found
+        return await self._read_list(key, Exchange, lambda e: e.ex_id or 0)
 
     # -- user exchanges --------------------------------------------------------------
     @guarded
@@ -313,10 +309,7 @@ class ExchangeCache(ReadThroughCache):
         source = self.source
 
         async def read() -> tuple[bool, list[CatExchange]]:
-            raw: dict[bytes | str, bytes | str] = await self.redis.hgetall(key)
-            found = [decode(v, CatExchange) for f, v in raw.items() if f != _COMPLETE_FIELD]
-            found.sort(key=lambda c: c.name)
-            return _COMPLETE_FIELD in raw, found
+            return await self._read_list(key, CatExchange, lambda c: c.name)
 
         async def load() -> list[CatExchange]:
             assert source is not None
@@ -327,7 +320,7 @@ class ExchangeCache(ReadThroughCache):
         async def store(values: list[CatExchange]) -> list[CatExchange]:
             ttl = self.settings.ttl_exchange if values else self.settings.negative_ttl
             mapping = {c.name: encode(c) for c in values}
-            mapping[_COMPLETE] = str(time.time()).encode()
+            mapping[COMPLETE] = str(time.time()).encode()
             async with self.redis.pipeline(transaction=True) as pipe:
                 pipe.hset(key, mapping=mapping)  # type: ignore[arg-type]
                 pipe.expire(key, ttl)

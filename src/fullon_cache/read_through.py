@@ -51,6 +51,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Hashable
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from fullon_cache.base_cache import BaseCache
+from fullon_cache.codec import decode
 from fullon_cache.config import Settings
 from fullon_cache.connection import Connection
 from fullon_cache.exceptions import CacheError
@@ -58,6 +59,7 @@ from fullon_cache.models import CatExchange, Exchange, Symbol
 from fullon_cache.near_cache import NearCache, near_for
 
 __all__ = [
+    "COMPLETE",
     "MetadataSource",
     "ReadThroughCache",
     "SingleFlight",
@@ -314,6 +316,14 @@ async def read_through(
     return await single_flight().run(key, fill)
 
 
+COMPLETE = ""
+"""Field of a list hash marking it as loaded whole from the source (no symbol, id or
+name is blank, so it never collides with an entry)."""
+_COMPLETE_FIELD = COMPLETE.encode()
+
+M = TypeVar("M")
+
+
 class ReadThroughCache(BaseCache):
     """What SymbolCache and ExchangeCache share: an optional :class:`MetadataSource`
     to fill misses from, an opt-in near cache, and the single-flight key of a load.
@@ -345,3 +355,12 @@ class ReadThroughCache(BaseCache):
 
     def _flight(self, *parts: Hashable) -> tuple[Hashable, ...]:
         return (self.settings, id(self.source), *parts)
+
+    async def _read_list(
+        self, key: str, model: type[M], order: Callable[[M], Any]
+    ) -> tuple[bool, list[M]]:
+        """The entries of a list hash sorted by ``order``, and whether the hash holds
+        the whole list (marked :data:`COMPLETE`) or only what was added to it."""
+        raw: dict[bytes, bytes] = await self.redis.hgetall(key)  # type: ignore[assignment]
+        entries = (decode(value, model) for field, value in raw.items() if field != _COMPLETE_FIELD)
+        return _COMPLETE_FIELD in raw, sorted(entries, key=order)

@@ -36,6 +36,7 @@ from fullon_cache.keys import CacheKey
 from fullon_cache.models import Symbol
 from fullon_cache.near_cache import near_for
 from fullon_cache.read_through import (
+    COMPLETE,
     ReadThroughCache,
     int_id,
     read_through,
@@ -44,8 +45,6 @@ from fullon_cache.read_through import (
 
 __all__ = ["SymbolCache"]
 
-_COMPLETE = ""  # hash field: the list was loaded whole from the source (no symbol is blank)
-_COMPLETE_FIELD = _COMPLETE.encode()
 
 Scope = tuple[str | None, int | None]
 
@@ -132,7 +131,7 @@ class SymbolCache(ReadThroughCache):
                     pipe.delete(misses[-1])
                     touched.add(key)
             if complete is not None:
-                pipe.hset(complete, _COMPLETE, str(time.time()))
+                pipe.hset(complete, COMPLETE, str(time.time()))
                 touched.add(complete)
             for key in sorted(touched):
                 pipe.expire(key, ttl)
@@ -223,10 +222,7 @@ class SymbolCache(ReadThroughCache):
         source = self.source
 
         async def read() -> tuple[bool, list[Symbol]]:
-            raw: dict[bytes | str, bytes | str] = await self.redis.hgetall(key)
-            symbols = [decode(v, Symbol) for f, v in raw.items() if f != _COMPLETE_FIELD]
-            symbols.sort(key=lambda s: s.symbol)
-            return _COMPLETE_FIELD in raw, symbols
+            return await self._read_list(key, Symbol, lambda s: s.symbol)
 
         async def load() -> list[Symbol]:
             assert source is not None
